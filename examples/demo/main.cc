@@ -1,0 +1,138 @@
+// clio_demo: a CivetWeb app wrapped by Clio. See `clio_demo --help`.
+#include <civetweb.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "clio/middleware/capture.h"
+#include "clio/middleware/jsonl_sink.h"
+#include "demo_app.h"
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+struct Args {
+  int port = 8080;
+  std::string listen = "127.0.0.1";
+  std::string log_jsonl;
+  double traffic = 0;
+  std::string www = CLIO_DEMO_WWW;
+};
+
+void usage(std::FILE* out) {
+  std::fprintf(out,
+               "usage: clio_demo [--port N] [--listen ADDR] [--log-jsonl PATH|-] [--traffic RATE] [--www DIR]\n"
+               "  --port N          port to listen on (default 8080; 0 picks a free one)\n"
+               "  --listen ADDR     IPv4 address to bind (default 127.0.0.1)\n"
+               "  --log-jsonl PATH  write every record as a JSON line to PATH ('-' = stdout)\n"
+               "  --traffic RATE    send about RATE requests/s of varied traffic to the app itself\n"
+               "  --www DIR         document root holding static/ (default: the source tree's)\n");
+}
+
+bool parse_args(int argc, char** argv, Args& a) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "clio_demo: %s needs a value\n", name);
+        return nullptr;
+      }
+      return argv[++i];
+    };
+    const char* v = nullptr;
+    if (k == "--help" || k == "-h") {
+      usage(stdout);
+      std::exit(0);
+    } else if (k == "--port") {
+      if (!(v = value("--port"))) return false;
+      char* end;
+      long p = std::strtol(v, &end, 10);
+      if (*end || p < 0 || p > 65535) {
+        std::fprintf(stderr, "clio_demo: bad port '%s'\n", v);
+        return false;
+      }
+      a.port = static_cast<int>(p);
+    } else if (k == "--listen") {
+      if (!(v = value("--listen"))) return false;
+      a.listen = v;
+    } else if (k == "--log-jsonl") {
+      if (!(v = value("--log-jsonl"))) return false;
+      a.log_jsonl = v;
+    } else if (k == "--traffic") {
+      if (!(v = value("--traffic"))) return false;
+      char* end;
+      a.traffic = std::strtod(v, &end);
+      if (*end || a.traffic < 0 || a.traffic > 100000) {
+        std::fprintf(stderr, "clio_demo: bad traffic rate '%s' (0..100000 requests/s)\n", v);
+        return false;
+      }
+    } else if (k == "--www") {
+      if (!(v = value("--www"))) return false;
+      a.www = v;
+    } else {
+      std::fprintf(stderr, "clio_demo: unknown option '%s'\n", k.c_str());
+      usage(stderr);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (!parse_args(argc, argv, args)) return 2;
+
+  clio::Capture capture;
+  mg_callbacks callbacks{};
+  if (auto s = capture.install(&callbacks); !s.ok()) {
+    std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::unique_ptr<clio::JsonlSink> sink;
+  if (!args.log_jsonl.empty()) {
+    auto opened = clio::JsonlSink::open(capture.queue(), args.log_jsonl);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", opened.status().message().c_str());
+      return 1;
+    }
+    sink = std::move(*opened);
+  }
+
+  auto options = clio::demo::server_options(args.listen + ":" + std::to_string(args.port), args.www);
+  mg_init_library(0);
+  mg_context* ctx = mg_start(&callbacks, nullptr, options.pointers());
+  if (ctx == nullptr) {
+    std::fprintf(stderr, "clio_demo: cannot listen on %s:%d (port in use?)\n", args.listen.c_str(), args.port);
+    return 1;
+  }
+  clio::demo::register_handlers(ctx);
+  const int port = clio::demo::bound_port(ctx);
+  std::fprintf(stderr, "clio demo listening on http://%s:%d/\n", args.listen.c_str(), port);
+
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  auto traffic = std::make_unique<clio::demo::TrafficGenerator>(port, args.traffic);
+  if (args.traffic > 0) std::fprintf(stderr, "traffic generator: about %.0f requests/s\n", args.traffic);
+
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+
+  std::fprintf(stderr, "clio_demo: shutting down\n");
+  traffic.reset();
+  mg_stop(ctx);
+  if (sink) sink->stop();
+  const auto st = capture.stats();
+  std::fprintf(stderr, "clio_demo: captured %llu records, dropped %llu\n",
+               static_cast<unsigned long long>(st.captured), static_cast<unsigned long long>(st.dropped_queue));
+  mg_exit_library();
+  return 0;
+}

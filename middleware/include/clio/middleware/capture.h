@@ -1,0 +1,126 @@
+// Capture: turns every finished request of a CivetWeb server into a
+// clio::Record and pushes it onto a bounded RecordQueue, at almost no cost to
+// the request thread.
+//
+//   clio::Capture capture;                 // must outlive the server
+//   mg_callbacks cb{};                     // the app's own callbacks, if any
+//   cb.begin_request = my_begin;           // still called, in order
+//   capture.install(&cb);                  // before mg_start / CivetServer
+//   mg_context* ctx = mg_start(&cb, app_data, options);
+//   ... records arrive in capture.queue() (drain it: JsonlSink, Inspector)
+//
+// A CivetServer app does the same with its CivetCallbacks (they derive from
+// mg_callbacks). Handlers should return their real HTTP status: CivetWeb
+// reports the handler's return value, so `return 1` is recorded as status 0
+// ("unknown").
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clio/base/status.h"
+#include "clio/middleware/record_queue.h"
+
+struct mg_callbacks;
+struct mg_connection;
+
+namespace clio {
+
+struct CaptureOptions {
+  // Bound of the record queue; when full, records are dropped and counted.
+  size_t queue_capacity = 65536;
+  // Requests whose decoded path starts with one of these (compared without
+  // regard to letter case, as CivetWeb routes) are not captured. A prefix
+  // "/_clio/" also excludes the bare "/_clio".
+  std::vector<std::string> exclude_prefixes = {"/_clio/"};
+  // Request headers (any case) whose values are replaced by "[redacted]".
+  std::vector<std::string> redact_headers = {"authorization", "proxy-authorization", "cookie",
+                                             "set-cookie"};
+  // Query parameters whose values are replaced by "[redacted]", in the query
+  // string and in the Referer header. A name matches when one of its words
+  // (split at '_', '-', '.', '[', ']' and lower-to-upper case changes, compared
+  // without case) is in this list: "token", "access_token", "apiKey",
+  // "X-Auth-Sig" all match; "zipcode" and "keyboard" do not.
+  std::vector<std::string> redact_params = {"token", "key",     "password", "passwd",
+                                            "secret", "session", "auth",     "sig",
+                                            "signature", "code"};
+  // Take remote_ip from the first X-Forwarded-For hop (only behind a proxy you run).
+  bool trust_x_forwarded_for = false;
+  // Accumulate the time spent in Clio's own hooks (for the overhead benchmark;
+  // costs two extra clock reads per hook).
+  bool measure_self_time = false;
+};
+
+// Installs Clio's hooks into an app's callbacks and owns the record queue.
+// Safe for concurrent use by multiple threads once installed: the hooks run
+// on CivetWeb's worker threads, stats() and queue() from any thread.
+// install() must be called before the server starts, and the Capture must
+// outlive the server (stop the server first). At most 16 Captures may be
+// installed in one process at a time.
+class Capture {
+ public:
+  explicit Capture(CaptureOptions options = {});
+  ~Capture();
+  // Not copyable or movable: the installed hooks point at this object.
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  // Saves the app's begin_request, end_request and log_access callbacks and
+  // replaces them with Clio's, which call the app's in turn (the app's
+  // begin_request still decides whether it handled the request; the app's
+  // log_access result is returned, so access_log_file keeps working).
+  // Fails if this Capture is already installed or all slots are taken.
+  Status install(mg_callbacks* callbacks);
+
+  // Turns capture on or off at run time (on by default). Off costs one
+  // relaxed atomic load per request.
+  void set_enabled(bool on) { enabled_.store(on, std::memory_order_relaxed); }
+
+  RecordQueue& queue() { return queue_; }
+  const CaptureOptions& options() const { return options_; }
+
+  struct Stats {
+    uint64_t captured = 0;        // records pushed onto the queue
+    uint64_t dropped_queue = 0;   // records lost because the queue was full
+    uint64_t excluded = 0;        // requests under an excluded prefix
+    uint64_t bytes_unparsed = 0;  // access-log lines whose byte count could not be read
+    uint64_t self_ns = 0;         // time in Clio's hooks (measure_self_time only)
+  };
+  Stats stats() const;
+
+  // Implementation detail of the hooks (public for the trampolines only).
+  struct Hooks;
+
+ private:
+  friend struct Hooks;
+
+  // Constant after construction.
+  const CaptureOptions options_;
+  // Constant after install().
+  int slot_ = -1;
+  // Safe for concurrent use.
+  RecordQueue queue_;
+  std::atomic<bool> enabled_{true};
+  std::atomic<uint64_t> excluded_{0};
+  std::atomic<uint64_t> bytes_unparsed_{0};
+  std::atomic<uint64_t> self_ns_{0};
+};
+
+// Attaches an annotation to the request being handled on this thread; it
+// becomes the record's `tag.NAME`. Call it from the request handler (the
+// thread CivetWeb runs it on). A second call with the same name replaces the
+// value. Names and values are truncated to 256 and 4096 bytes; at most 32
+// tags per request. Does nothing when the request is not captured.
+void tag(const mg_connection* conn, std::string_view name, std::string_view value);
+
+// Overrides the status recorded for the request being handled on this
+// thread. For responses CivetWeb cannot report, e.g. a WebSocket connect
+// handler that refuses an upgrade by writing its own "401" (CivetWeb reports
+// -1 for every upgrade request).
+void set_status(const mg_connection* conn, int status_code);
+
+}  // namespace clio

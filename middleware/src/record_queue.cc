@@ -1,0 +1,111 @@
+// A bounded multi-producer queue after Dmitry Vyukov's well-known design:
+// each slot carries a sequence number telling producers and the consumer
+// whose turn it is, so a push is one CAS on the tail plus two stores.
+#include "clio/middleware/record_queue.h"
+
+namespace clio {
+namespace {
+
+size_t round_up_pow2(size_t n) {
+  size_t p = 2;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+}  // namespace
+
+RecordQueue::RecordQueue(size_t capacity)
+    : mask_(round_up_pow2(capacity) - 1), slots_(new Slot[mask_ + 1]) {
+  for (size_t i = 0; i <= mask_; ++i) {
+    slots_[i].seq.store(i, std::memory_order_relaxed);
+    slots_[i].value = nullptr;
+  }
+}
+
+RecordQueue::~RecordQueue() {
+  std::unique_ptr<Record> r;
+  while (pop_one(r)) r.reset();
+}
+
+bool RecordQueue::try_push(std::unique_ptr<Record> r) {
+  uint64_t pos = tail_.load(std::memory_order_relaxed);
+  for (;;) {
+    Slot& s = slots_[pos & mask_];
+    const uint64_t seq = s.seq.load(std::memory_order_acquire);
+    const auto diff = static_cast<int64_t>(seq - pos);
+    if (diff == 0) {
+      if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+        s.value = r.release();
+        s.seq.store(pos + 1, std::memory_order_release);
+        break;
+      }
+    } else if (diff < 0) {
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return false;  // full
+    } else {
+      pos = tail_.load(std::memory_order_relaxed);
+    }
+  }
+  pushed_.fetch_add(1, std::memory_order_relaxed);
+  // Dekker-style handshake with the consumer: it sets sleeping_ and then
+  // re-checks the queue; we publish the slot and then read sleeping_. The
+  // fences make sure at least one of us sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cv_.notify_one();
+  }
+  return true;
+}
+
+bool RecordQueue::pop_one(std::unique_ptr<Record>& out) {
+  const uint64_t pos = head_.load(std::memory_order_relaxed);
+  Slot& s = slots_[pos & mask_];
+  const uint64_t seq = s.seq.load(std::memory_order_acquire);
+  if (static_cast<int64_t>(seq - (pos + 1)) < 0) return false;  // empty
+  out.reset(s.value);
+  s.value = nullptr;
+  head_.store(pos + 1, std::memory_order_relaxed);
+  s.seq.store(pos + mask_ + 1, std::memory_order_release);
+  return true;
+}
+
+size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t max,
+                              std::chrono::milliseconds wait) {
+  size_t n = 0;
+  std::unique_ptr<Record> r;
+  while (n < max && pop_one(r)) {
+    out.push_back(std::move(r));
+    ++n;
+  }
+  if (n > 0 || wait.count() <= 0 || closed_.load(std::memory_order_acquire)) return n;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    sleeping_.store(true, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const uint64_t pos = head_.load(std::memory_order_relaxed);
+    const uint64_t seq = slots_[pos & mask_].seq.load(std::memory_order_acquire);
+    const bool empty = static_cast<int64_t>(seq - (pos + 1)) < 0;
+    if (empty && !closed_.load(std::memory_order_acquire)) cv_.wait_for(lock, wait);
+    sleeping_.store(false, std::memory_order_relaxed);
+  }
+  while (n < max && pop_one(r)) {
+    out.push_back(std::move(r));
+    ++n;
+  }
+  return n;
+}
+
+void RecordQueue::close() {
+  closed_.store(true, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(mu_);
+  cv_.notify_all();
+}
+
+size_t RecordQueue::depth() const {
+  const uint64_t t = tail_.load(std::memory_order_relaxed);
+  const uint64_t h = head_.load(std::memory_order_relaxed);
+  return t > h ? static_cast<size_t>(t - h) : 0;
+}
+
+}  // namespace clio

@@ -1,0 +1,563 @@
+// Capture over a real CivetWeb server on 127.0.0.1:0, talked to over real
+// sockets: statuses, timings, byte counts, keep-alive, redaction, chaining
+// of the app's callbacks, a full queue, tags, exclusion, CivetServer.
+#include <CivetServer.h>
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "clio/middleware/capture.h"
+#include "clio/middleware/jsonl_sink.h"
+#include "clio/middleware/redact.h"
+#include "demo_app.h"
+#include "support/http_client.h"
+
+namespace clio {
+namespace {
+
+using namespace std::chrono_literals;
+using test::HttpClient;
+
+// The app's own callbacks, counted, to prove Clio chains them.
+std::atomic<int> g_app_begin{0}, g_app_end{0}, g_app_log{0}, g_app_close{0};
+int app_begin(mg_connection* conn) {
+  g_app_begin++;
+  // The app's begin_request may answer a request itself.
+  if (std::strcmp(mg_get_request_info(conn)->local_uri, "/teapot") == 0) {
+    mg_send_http_error(conn, 418, "%s", "short and stout");
+    return 418;
+  }
+  return 0;
+}
+void app_end(const mg_connection*, int) { g_app_end++; }
+int app_log(const mg_connection*, const char*) {
+  g_app_log++;
+  return 1;  // "handled": CivetWeb must not write an access log file
+}
+void app_close(const mg_connection*) { g_app_close++; }
+
+int burn_then_sleep(mg_connection* conn, void*) {
+  timespec start, now;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
+  volatile uint64_t x = 1;
+  do {
+    for (int i = 0; i < 10000; ++i) x = x * 3 + 1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  } while ((now.tv_sec - start.tv_sec) * 1000.0 + (now.tv_nsec - start.tv_nsec) / 1e6 < 50);
+  std::this_thread::sleep_for(100ms);
+  mg_send_http_ok(conn, "text/plain", 2);
+  mg_write(conn, "ok", 2);
+  return 200;
+}
+
+int tagged(mg_connection* conn, void*) {
+  tag(conn, "user", "alice");
+  tag(conn, "plan", "free");
+  tag(conn, "plan", "pro");  // replaces
+  mg_send_http_ok(conn, "text/plain", 0);
+  return 200;
+}
+
+int returns_one(mg_connection* conn, void*) {
+  mg_send_http_ok(conn, "text/plain", 0);
+  return 1;  // "handled", status unknown to CivetWeb
+}
+
+int deny_secret(mg_connection* c, void*) {
+  mg_response_header_start(c, 401);
+  mg_response_header_add(c, "WWW-Authenticate", "Bearer", -1);
+  mg_response_header_add(c, "Content-Length", "0", -1);
+  mg_response_header_send(c);
+  return 0;
+}
+
+int excluded_console(mg_connection* conn, void*) {
+  mg_send_http_ok(conn, "text/plain", 0);
+  return 200;
+}
+
+// A C-API app wrapped by Clio, on an ephemeral port.
+struct TestApp {
+  explicit TestApp(CaptureOptions o = {}, bool with_app_callbacks = true) : capture(std::move(o)) {
+    if (with_app_callbacks) {
+      callbacks.begin_request = app_begin;
+      callbacks.end_request = app_end;
+      callbacks.log_access = app_log;
+      callbacks.connection_close = app_close;
+    }
+    REQUIRE(capture.install(&callbacks).ok());
+    auto opts = demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 16);
+    ctx = mg_start(&callbacks, nullptr, opts.pointers());
+    REQUIRE(ctx != nullptr);
+    demo::register_handlers(ctx);
+    mg_set_request_handler(ctx, "/burnsleep$", burn_then_sleep, nullptr);
+    mg_set_request_handler(ctx, "/tagged$", tagged, nullptr);
+    mg_set_request_handler(ctx, "/one$", returns_one, nullptr);
+    mg_set_request_handler(ctx, "/secret/", excluded_console, nullptr);
+    mg_set_auth_handler(ctx, "/secret/", deny_secret, nullptr);
+    mg_set_request_handler(ctx, "/_clio/", excluded_console, nullptr);
+    port = demo::bound_port(ctx);
+    REQUIRE(port > 0);
+  }
+  ~TestApp() { mg_stop(ctx); }
+
+  // Waits (bounded) for n records.
+  std::vector<Record> records(size_t n, std::chrono::milliseconds timeout = 5000ms) {
+    std::vector<std::unique_ptr<Record>> got;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got.size() < n && std::chrono::steady_clock::now() < deadline) {
+      capture.queue().pop_batch(got, n - got.size(), 50ms);
+    }
+    std::vector<Record> out;
+    for (auto& r : got) out.push_back(std::move(*r));
+    return out;
+  }
+  Record one() {
+    auto v = records(1);
+    REQUIRE(v.size() == 1);
+    return v[0];
+  }
+
+  Capture capture;
+  mg_callbacks callbacks{};
+  mg_context* ctx = nullptr;
+  int port = 0;
+};
+
+int connect_to(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  return fd;
+}
+
+// Sends a request with "Connection: close" and returns every byte received.
+std::string exchange_raw(int port, const std::string& request) {
+  int fd = connect_to(port);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string all;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) break;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    all.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("status of handler, static file, 404, auth 401, app begin_request, unknown") {
+  TestApp app;
+  HttpClient c(app.port);
+  struct Case {
+    const char* method;
+    const char* target;
+    int wire;
+    int recorded;
+  } cases[] = {
+      {"GET", "/api/hello", 200, 200},
+      {"GET", "/api/status/503", 503, 503},
+      {"GET", "/api/status/404", 404, 404},
+      {"GET", "/static/app.css", 200, 200},
+      {"GET", "/static/nope.css", 404, 404},
+      {"GET", "/no/such/path", 404, 404},
+      {"GET", "/secret/thing", 401, 401},
+      {"GET", "/teapot", 418, 418},
+      {"GET", "/one", 200, 0},
+      {"DELETE", "/api/hello", 405, 405},
+  };
+  for (const Case& k : cases) {
+    auto r = c.request(k.method, k.target);
+    REQUIRE(r.ok());
+    CHECK_MESSAGE(r->status == k.wire, k.target);
+  }
+  auto recs = app.records(std::size(cases));
+  REQUIRE(recs.size() == std::size(cases));
+  for (size_t i = 0; i < recs.size(); ++i) {
+    std::string target = cases[i].target;
+    CHECK(recs[i].path == target);
+    CHECK(recs[i].method == cases[i].method);
+    CHECK_MESSAGE(recs[i].status_code == cases[i].recorded, target);
+  }
+}
+
+TEST_CASE("an accepted WebSocket is recorded as 101 when it closes") {
+  TestApp app;
+  int fd = connect_to(app.port);
+  const std::string hs =
+      "GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  REQUIRE(::send(fd, hs.data(), hs.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(hs.size()));
+  char buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  std::string got;
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  CHECK(got.substr(0, 12) == "HTTP/1.1 101");
+  got.erase(0, got.find("\r\n\r\n") + 4);
+  // A masked Close frame (code 1000); the echo app answers with its own Close.
+  const unsigned char close_frame[] = {0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2};
+  REQUIRE(::send(fd, close_frame, sizeof close_frame, MSG_NOSIGNAL) == sizeof close_frame);
+  while (got.size() < 2) {
+    REQUIRE(::poll(&p, 1, 5000) == 1);
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    REQUIRE(n > 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  CHECK((static_cast<unsigned char>(got[0]) & 0x0f) == 0x8);
+  ::close(fd);
+  Record r = app.one();
+  CHECK(r.path == "/ws/echo");
+  CHECK(r.status_code == 101);
+  CHECK(r.response_bytes >= 129);
+}
+
+TEST_CASE("wall time and CPU time: 50 ms burned, 100 ms slept") {
+  TestApp app;
+  auto r = test::http(app.port, "GET", "/burnsleep");
+  REQUIRE(r.ok());
+  Record rec = app.one();
+  CHECK(rec.wall_time >= 149.0);
+  CHECK(rec.wall_time < 1000.0);
+  CHECK(rec.cpu_time >= 49.0);
+  CHECK(rec.cpu_time < 100.0);  // the sleep is not CPU
+}
+
+TEST_CASE("response bytes equal the bytes on the wire, dynamic and static") {
+  TestApp app;
+  const std::string dyn = exchange_raw(app.port, "GET /api/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  Record r1 = app.one();
+  CHECK(r1.response_bytes == static_cast<int64_t>(dyn.size()));
+  const std::string stat = exchange_raw(app.port, "GET /static/data.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  Record r2 = app.one();
+  CHECK(stat.find("\"products\"") != std::string::npos);
+  CHECK(r2.response_bytes == static_cast<int64_t>(stat.size()));
+  // A user agent and referer with spaces and digits must not confuse the parse.
+  const std::string odd = exchange_raw(
+      app.port,
+      "GET /api/hello HTTP/1.1\r\nHost: x\r\nUser-Agent: agent 200 123 \" x\r\nReferer: http://r/ 7 8\r\n"
+      "Connection: close\r\n\r\n");
+  Record r3 = app.one();
+  CHECK(r3.response_bytes == static_cast<int64_t>(odd.size()));
+  CHECK(r3.user_agent == "agent 200 123 \" x");
+  CHECK(app.capture.stats().bytes_unparsed == 0);
+}
+
+TEST_CASE("a keep-alive sequence on one connection gives one record per request, in order") {
+  TestApp app;
+  HttpClient c(app.port);
+  const char* paths[] = {"/api/hello", "/api/status/201", "/static/app.css", "/api/status/500", "/api/hello"};
+  for (const char* p : paths) REQUIRE(c.request("GET", p).ok());
+  CHECK(c.connections_opened() == 1);
+  auto body = c.request("POST", "/api/echo", {{"Content-Type", "text/plain"}}, "hello echo");
+  REQUIRE(body.ok());
+  CHECK(body->body == "hello echo");
+  CHECK(c.connections_opened() == 1);
+  auto recs = app.records(6);
+  REQUIRE(recs.size() == 6);
+  for (size_t i = 0; i < 5; ++i) CHECK(recs[i].path == paths[i]);
+  CHECK(recs[1].status_code == 201);
+  CHECK(recs[3].status_code == 500);
+  CHECK(recs[5].method == "POST");
+  CHECK(recs[5].request_bytes == 10);
+  for (const Record& r : recs) {
+    CHECK(r.remote_ip == "127.0.0.1");
+    CHECK(r.http_version == "1.1");
+    CHECK(r.random >= 0.0);
+    CHECK(r.random < 1.0);
+    CHECK(r.time > 1.7e9);
+  }
+}
+
+TEST_CASE("Authorization, Cookie and token= are redacted before the record leaves") {
+  TestApp app;
+  auto r = test::http(app.port, "GET", "/api/hello?user=7&token=s3cr3t&api_key=k3y&zipcode=12345",
+                      {{"Authorization", "Bearer abc.def"},
+                       {"Cookie", "sid=topsecret"},
+                       {"Referer", "http://shop.example/cart?session=xyz&step=2"},
+                       {"User-Agent", "redaction-test/1.0"},
+                       {"X-Custom", "visible"}});
+  REQUIRE(r.ok());
+  Record rec = app.one();
+  CHECK(rec.query == "user=7&token=[redacted]&api_key=[redacted]&zipcode=12345");
+  REQUIRE(rec.header("authorization") != nullptr);
+  CHECK(*rec.header("authorization") == "[redacted]");
+  REQUIRE(rec.header("cookie") != nullptr);
+  CHECK(*rec.header("cookie") == "[redacted]");
+  CHECK(rec.referer == "http://shop.example/cart?session=[redacted]&step=2");
+  CHECK(*rec.header("referer") == rec.referer);
+  CHECK(*rec.header("x-custom") == "visible");
+  CHECK(rec.user_agent == "redaction-test/1.0");
+  const std::string json = to_json(rec);
+  CHECK(json.find("s3cr3t") == std::string::npos);
+  CHECK(json.find("topsecret") == std::string::npos);
+  CHECK(json.find("abc.def") == std::string::npos);
+  CHECK(json.find("xyz") == std::string::npos);
+}
+
+TEST_CASE("redaction lists are configurable") {
+  CaptureOptions o;
+  o.redact_headers = {"x-api-token"};
+  o.redact_params = {"ssn"};
+  TestApp app(o);
+  REQUIRE(test::http(app.port, "GET", "/api/hello?ssn=123&token=visible",
+                     {{"X-Api-Token", "t"}, {"Authorization", "Bearer shown"}}).ok());
+  Record rec = app.one();
+  CHECK(rec.query == "ssn=[redacted]&token=visible");
+  CHECK(*rec.header("x-api-token") == "[redacted]");
+  CHECK(*rec.header("authorization") == "Bearer shown");
+}
+
+TEST_CASE("redaction word matching") {
+  const std::vector<std::string> w = CaptureOptions{}.redact_params;
+  CHECK(param_name_matches("token", w));
+  CHECK(param_name_matches("TOKEN", w));
+  CHECK(param_name_matches("access_token", w));
+  CHECK(param_name_matches("apiKey", w));
+  CHECK(param_name_matches("X-Auth-Sig", w));
+  CHECK(param_name_matches("user[password]", w));
+  CHECK_FALSE(param_name_matches("zipcode", w));
+  CHECK_FALSE(param_name_matches("keyboard", w));
+  CHECK_FALSE(param_name_matches("", w));
+  CHECK(redact_query("", w) == "");
+  CHECK(redact_query("a&b=1;code=9", w) == "a&b=1;code=[redacted]");
+  CHECK(redact_query("token", w) == "token");  // no value: nothing to hide
+  CHECK(redact_url("/p?sig=1#frag", w) == "/p?sig=[redacted]#frag");
+  CHECK(redact_url("/p", w) == "/p");
+}
+
+TEST_CASE("the app's own callbacks are still called") {
+  g_app_begin = g_app_end = g_app_log = g_app_close = 0;
+  {
+    TestApp app;
+    for (int i = 0; i < 3; ++i) REQUIRE(test::http(app.port, "GET", "/api/hello").ok());
+    CHECK(app.records(3).size() == 3);
+  }  // mg_stop: every connection_close has run
+  CHECK(g_app_begin == 3);
+  CHECK(g_app_end == 3);
+  CHECK(g_app_log == 3);
+  CHECK(g_app_close == 3);
+}
+
+TEST_CASE("a full queue drops and counts while the app keeps answering") {
+  CaptureOptions o;
+  o.queue_capacity = 4;
+  TestApp app(o);
+  HttpClient c(app.port);
+  for (int i = 0; i < 50; ++i) {
+    auto r = c.request("GET", "/api/hello");
+    REQUIRE(r.ok());
+    CHECK(r->status == 200);
+  }
+  // log_access runs after the response is sent: wait for the last one.
+  for (int i = 0; i < 100 && app.capture.stats().captured + app.capture.stats().dropped_queue < 50; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  const auto st = app.capture.stats();
+  CHECK(st.captured == 4);
+  CHECK(st.dropped_queue == 46);
+  CHECK(app.records(10, 200ms).size() == 4);
+}
+
+TEST_CASE("tags attached by the handler become tag.NAME") {
+  TestApp app;
+  REQUIRE(test::http(app.port, "GET", "/tagged").ok());
+  Record r = app.one();
+  REQUIRE(r.tag("user") != nullptr);
+  CHECK(*r.tag("user") == "alice");
+  CHECK(*r.tag("plan") == "pro");
+  CHECK(r.tags.size() == 2);
+}
+
+TEST_CASE("the console prefix is not captured, in any letter case") {
+  TestApp app;
+  for (const char* p : {"/_clio/api/stats", "/_CLIO/api/stats", "/_Clio/"}) {
+    REQUIRE(test::http(app.port, "GET", p).ok());
+  }
+  REQUIRE(test::http(app.port, "GET", "/api/hello").ok());
+  Record r = app.one();
+  CHECK(r.path == "/api/hello");
+  CHECK(app.capture.stats().excluded == 3);
+  CHECK(app.records(1, 200ms).empty());
+}
+
+TEST_CASE("capture can be switched off at run time") {
+  TestApp app;
+  app.capture.set_enabled(false);
+  REQUIRE(test::http(app.port, "GET", "/api/hello").ok());
+  app.capture.set_enabled(true);
+  REQUIRE(test::http(app.port, "GET", "/api/status/202").ok());
+  Record r = app.one();
+  CHECK(r.status_code == 202);
+  CHECK(app.records(1, 200ms).empty());
+}
+
+TEST_CASE("X-Forwarded-For is used only when trusted") {
+  {
+    TestApp app;
+    REQUIRE(test::http(app.port, "GET", "/api/hello", {{"X-Forwarded-For", "203.0.113.9, 10.0.0.1"}}).ok());
+    CHECK(app.one().remote_ip == "127.0.0.1");
+  }
+  CaptureOptions o;
+  o.trust_x_forwarded_for = true;
+  TestApp app(o);
+  REQUIRE(test::http(app.port, "GET", "/api/hello", {{"X-Forwarded-For", "203.0.113.9, 10.0.0.1"}}).ok());
+  CHECK(app.one().remote_ip == "203.0.113.9");
+}
+
+namespace {
+class StatusHandler : public CivetHandler {
+ public:
+  bool handleGet(CivetServer*, mg_connection* conn, int* status_code) override {
+    const std::string body = "created";
+    mg_response_header_start(conn, 201);
+    mg_response_header_add(conn, "Content-Length", std::to_string(body.size()).c_str(), -1);
+    mg_response_header_send(conn);
+    mg_write(conn, body.data(), body.size());
+    *status_code = 201;
+    return true;
+  }
+};
+}  // namespace
+
+TEST_CASE("a CivetServer app is captured the same way") {
+  Capture capture;
+  CivetCallbacks callbacks;
+  callbacks.end_request = app_end;
+  g_app_end = 0;
+  REQUIRE(capture.install(&callbacks).ok());
+  std::vector<std::string> opts = {"listening_ports", "127.0.0.1:0", "num_threads", "4"};
+  {
+    CivetServer server(opts, &callbacks);
+    StatusHandler h;
+    server.addHandler("/made", h);
+    const int port = server.getListeningPorts().at(0);
+    auto r = test::http(port, "GET", "/made?token=abc");
+    REQUIRE(r.ok());
+    CHECK(r->status == 201);
+    CHECK(r->body == "created");
+    std::vector<std::unique_ptr<Record>> got;
+    for (int i = 0; i < 100 && got.empty(); ++i) capture.queue().pop_batch(got, 1, 50ms);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0]->status_code == 201);
+    CHECK(got[0]->path == "/made");
+    CHECK(got[0]->query == "token=[redacted]");
+  }
+  CHECK(g_app_end == 1);
+}
+
+TEST_CASE("install fails cleanly when called twice") {
+  Capture capture;
+  mg_callbacks cb{};
+  REQUIRE(capture.install(&cb).ok());
+  CHECK_FALSE(capture.install(&cb).ok());
+  CHECK_FALSE(Capture().install(nullptr).ok());
+}
+
+TEST_CASE("the record queue keeps every record from many producers, in per-producer order") {
+  RecordQueue q(1 << 16);
+  constexpr int kThreads = 4, kEach = 10000;
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kThreads; ++t) {
+    producers.emplace_back([&q, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = std::make_unique<Record>();
+        r->id = static_cast<uint64_t>(t) * 1000000 + static_cast<uint64_t>(i);
+        REQUIRE(q.try_push(std::move(r)));
+      }
+    });
+  }
+  std::vector<std::unique_ptr<Record>> got;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (got.size() < kThreads * kEach && std::chrono::steady_clock::now() < deadline) {
+    q.pop_batch(got, 4096, 20ms);
+  }
+  for (auto& t : producers) t.join();
+  REQUIRE(got.size() == kThreads * kEach);
+  std::vector<int64_t> last(kThreads, -1);
+  for (const auto& r : got) {
+    const int t = static_cast<int>(r->id / 1000000);
+    const auto i = static_cast<int64_t>(r->id % 1000000);
+    CHECK(i == last[t] + 1);
+    last[t] = i;
+  }
+  CHECK(q.dropped() == 0);
+  CHECK(q.depth() == 0);
+}
+
+TEST_CASE("a sleeping consumer wakes promptly and close() ends waits") {
+  RecordQueue q(8);
+  std::vector<std::unique_ptr<Record>> got;
+  std::thread producer([&q] {
+    std::this_thread::sleep_for(50ms);
+    q.try_push(std::make_unique<Record>());
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  q.pop_batch(got, 10, 10000ms);
+  producer.join();
+  CHECK(got.size() == 1);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  std::thread closer([&q] {
+    std::this_thread::sleep_for(50ms);
+    q.close();
+  });
+  const auto t1 = std::chrono::steady_clock::now();
+  got.clear();
+  CHECK(q.pop_batch(got, 10, 10000ms) == 0);
+  closer.join();
+  CHECK(std::chrono::steady_clock::now() - t1 < 5s);
+}
+
+TEST_CASE("the JSON-lines sink writes one decodable record per line") {
+  TestApp app({}, false);
+  char path[] = "/tmp/clio-sink-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  auto sink = JsonlSink::open(app.capture.queue(), path);
+  REQUIRE(sink.ok());
+  for (const char* p : {"/api/hello", "/api/status/404", "/static/app.css"}) {
+    REQUIRE(test::http(app.port, "GET", p).ok());
+  }
+  for (int i = 0; i < 200 && (*sink)->written() < 3; ++i) std::this_thread::sleep_for(10ms);
+  (*sink)->stop();
+  CHECK((*sink)->written() == 3);
+  std::ifstream in(path);
+  std::string line;
+  std::vector<Record> lines;
+  while (std::getline(in, line)) {
+    auto r = record_from_json(line);
+    REQUIRE(r.ok());
+    lines.push_back(*r);
+  }
+  std::remove(path);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[1].status_code == 404);
+  CHECK(lines[2].path == "/static/app.css");
+  CHECK_FALSE(JsonlSink::open(app.capture.queue(), "/nonexistent-dir/x.jsonl").ok());
+}
+
+}  // namespace clio

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "clio/console/inspector.h"
 #include "clio/middleware/capture.h"
 #include "clio/middleware/jsonl_sink.h"
 #include "demo_app.h"
@@ -23,18 +24,25 @@ struct Args {
   int port = 8080;
   std::string listen = "127.0.0.1";
   std::string log_jsonl;
-  double traffic = 0;
+  double traffic = 20;
   std::string www = CLIO_DEMO_WWW;
+  std::string db = "clio.db";
+  bool inspector = true;
 };
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: clio_demo [--port N] [--listen ADDR] [--log-jsonl PATH|-] [--traffic RATE] [--www DIR]\n"
+               "usage: clio_demo [--port N] [--listen ADDR] [--db PATH] [--log-jsonl PATH|-]\n"
+               "                 [--traffic RATE] [--no-inspector] [--www DIR]\n"
                "  --port N          port to listen on (default 8080; 0 picks a free one)\n"
                "  --listen ADDR     IPv4 address to bind (default 127.0.0.1)\n"
-               "  --log-jsonl PATH  write every record as a JSON line to PATH ('-' = stdout)\n"
+               "  --db PATH         the inspector's SQLite database (default clio.db)\n"
+               "  --log-jsonl PATH  also write every record as a JSON line to PATH ('-' = stdout)\n"
                "  --traffic RATE    send about RATE requests/s of varied traffic to the app itself\n"
-               "  --www DIR         document root holding static/ (default: the source tree's)\n");
+               "                    (default 20; 0 turns the generator off)\n"
+               "  --no-inspector    capture only (no console, no database); use with --log-jsonl\n"
+               "  --www DIR         document root holding static/ (default: the source tree's)\n"
+               "environment: CLIO_ADMIN_KEY fixes the admin key (else one is generated and kept in the db)\n");
 }
 
 bool parse_args(int argc, char** argv, Args& a) {
@@ -74,6 +82,11 @@ bool parse_args(int argc, char** argv, Args& a) {
         std::fprintf(stderr, "clio_demo: bad traffic rate '%s' (0..100000 requests/s)\n", v);
         return false;
       }
+    } else if (k == "--db") {
+      if (!(v = value("--db"))) return false;
+      a.db = v;
+    } else if (k == "--no-inspector") {
+      a.inspector = false;
     } else if (k == "--www") {
       if (!(v = value("--www"))) return false;
       a.www = v;
@@ -92,20 +105,39 @@ int main(int argc, char** argv) {
   Args args;
   if (!parse_args(argc, argv, args)) return 2;
 
-  clio::Capture capture;
   mg_callbacks callbacks{};
-  if (auto s = capture.install(&callbacks); !s.ok()) {
-    std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
-    return 1;
-  }
+  // Either the whole inspector (console, channel, store) or capture alone.
+  std::unique_ptr<clio::console::Inspector> inspector;
+  std::unique_ptr<clio::Capture> capture;
   std::unique_ptr<clio::JsonlSink> sink;
-  if (!args.log_jsonl.empty()) {
-    auto opened = clio::JsonlSink::open(capture.queue(), args.log_jsonl);
-    if (!opened.ok()) {
-      std::fprintf(stderr, "clio_demo: %s\n", opened.status().message().c_str());
+  if (args.inspector) {
+    clio::console::InspectorOptions o;
+    o.db_path = args.db;
+    o.jsonl_path = args.log_jsonl;
+    auto created = clio::console::Inspector::create(o);
+    if (!created.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", created.status().message().c_str());
       return 1;
     }
-    sink = std::move(*opened);
+    inspector = std::move(*created);
+    if (auto s = inspector->install(&callbacks); !s.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
+      return 1;
+    }
+  } else {
+    capture = std::make_unique<clio::Capture>();
+    if (auto s = capture->install(&callbacks); !s.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
+      return 1;
+    }
+    if (!args.log_jsonl.empty()) {
+      auto opened = clio::JsonlSink::open(capture->queue(), args.log_jsonl);
+      if (!opened.ok()) {
+        std::fprintf(stderr, "clio_demo: %s\n", opened.status().message().c_str());
+        return 1;
+      }
+      sink = std::move(*opened);
+    }
   }
 
   auto options = clio::demo::server_options(args.listen + ":" + std::to_string(args.port), args.www);
@@ -117,7 +149,23 @@ int main(int argc, char** argv) {
   }
   clio::demo::register_handlers(ctx);
   const int port = clio::demo::bound_port(ctx);
-  std::fprintf(stderr, "clio demo listening on http://%s:%d/\n", args.listen.c_str(), port);
+  const std::string base = "http://" + args.listen + ":" + std::to_string(port);
+  std::fprintf(stderr, "clio demo listening on %s/\n", base.c_str());
+  if (inspector) {
+    if (auto s = inspector->attach(ctx); !s.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
+      mg_stop(ctx);
+      return 1;
+    }
+    std::fprintf(stderr, "console: %s%s\n", base.c_str(), inspector->prefix().c_str());
+    std::fprintf(stderr, "login (one-time link, valid 15 minutes): %s%slogin?code=%s\n", base.c_str(),
+                 inspector->prefix().c_str(), inspector->new_login_code().c_str());
+    std::fprintf(stderr, "admin key: %s\n",
+                 std::getenv("CLIO_ADMIN_KEY") ? "from CLIO_ADMIN_KEY"
+                 : inspector->admin_key_generated() ? "generated and kept in the database (set CLIO_ADMIN_KEY to choose one)"
+                                                    : "configured");
+  }
+  std::fflush(stderr);
 
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -126,13 +174,16 @@ int main(int argc, char** argv) {
 
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
+  // Shutdown order: traffic, inspector (dispatcher, channel), server.
   std::fprintf(stderr, "clio_demo: shutting down\n");
   traffic.reset();
+  if (inspector) inspector->shutdown();
   mg_stop(ctx);
   if (sink) sink->stop();
-  const auto st = capture.stats();
-  std::fprintf(stderr, "clio_demo: captured %llu records, dropped %llu\n",
-               static_cast<unsigned long long>(st.captured), static_cast<unsigned long long>(st.dropped_queue));
+  const auto captured = inspector ? inspector->stats().captured : capture->stats().captured;
+  const auto dropped = inspector ? inspector->stats().dropped_queue : capture->stats().dropped_queue;
+  std::fprintf(stderr, "clio_demo: captured %llu records, dropped %llu\n", static_cast<unsigned long long>(captured),
+               static_cast<unsigned long long>(dropped));
   mg_exit_library();
   return 0;
 }

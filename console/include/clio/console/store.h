@@ -1,0 +1,167 @@
+// The inspector's SQLite store: subscriptions, server secrets and a bounded
+// table of recent records, in one database file (DESIGN §7).
+//
+//   clio::console::StoreOptions opts;  // opts.path = "clio.db" by default
+//   auto store = clio::console::Store::open(opts);
+//   if (!store.ok()) { std::cerr << store.status().message() << "\n"; return 1; }
+//   (*store)->append(record);                          // async; never blocks
+//   auto page = (*store)->recent(50);                  // newest first
+//
+// Decisions (where DESIGN §7 is silent):
+// - Connections. A file database gets three connections: one owned by the
+//   writer thread (records), one for subscriptions and secrets, one for
+//   reading records; WAL lets readers run while the writer commits. Each
+//   non-writer connection is guarded by its own mutex. ":memory:" gets ONE
+//   connection shared by all three roles under one mutex (a second
+//   connection would see a different, empty database, and a shared-cache
+//   URI trades that for table-level SQLITE_LOCKED errors that busy_timeout
+//   does not retry).
+// - Durability: journal_mode=WAL, synchronous=NORMAL (a committed batch
+//   survives an app crash; the last batches may be lost on power loss).
+// - Schema: versioned with PRAGMA user_version (currently 1). A database
+//   written by a newer schema is refused at open(), never modified.
+// - open() proves the database is writable with a write transaction on the
+//   `meta` table; any failure names the path and SQLite's message.
+// - Records are stored as their JSON encoding (clio::to_json) with `id`
+//   (INTEGER PRIMARY KEY) and `time` (indexed) columns. Appending a record
+//   whose id is already stored replaces it. Ids must be in [1, 2^63-1].
+// - The highest record id ever written is kept in `meta`, so
+//   max_record_id() survives pruning of every record (ids are never reused).
+// - Subscription ids come from a persisted counter in `meta`;
+//   insert_subscription() raises the counter above any id it stores.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "clio/base/status.h"
+#include "clio/middleware/record.h"
+
+namespace clio::console {
+
+// Const methods are thread-safe, non-const methods need external
+// synchronization (a plain value). Defaults suit a production inspector.
+struct StoreOptions {
+  // Database file. ":memory:" for tests; a "file:" URI is accepted too.
+  std::string path = "clio.db";
+  // The records table keeps at most this many records (the highest ids);
+  // 0 = no bound by count.
+  size_t max_records = 100000;
+  // ... and drops records whose `time` is older than this; 0 = no bound.
+  std::chrono::seconds max_record_age{24 * 3600};
+  // Bound of the writer's queue. append() on a full queue drops the record
+  // and counts it in Stats::dropped. Must be >= 1.
+  size_t writer_queue_records = 65536;
+  // The writer commits a batch at most this long after its first record was
+  // appended (sooner when max_batch_records are waiting or flush() is called).
+  std::chrono::milliseconds flush_interval{50};
+  // Most records written in one transaction. Must be >= 1.
+  size_t max_batch_records = 4096;
+  // How long a statement waits for another connection's lock (SQLite
+  // busy_timeout) before failing with "database is locked".
+  std::chrono::milliseconds busy_timeout{5000};
+};
+
+// Const methods are thread-safe, non-const methods need external
+// synchronization (a plain value). A subscription as stored; the store does
+// not interpret `query`.
+struct StoredSubscription {
+  uint64_t id = 0;            // from next_subscription_id(); in [1, 2^63-1]
+  std::string client_id;      // the channel client that owns it
+  std::string query;          // the query text as the admin typed it
+  double created = 0;         // unix time (seconds)
+  double lease_expires = 0;   // 0 = client connected; else unix time the grace ends
+};
+
+// Safe for concurrent use by multiple threads. Owns a writer thread that
+// writes appended records in batched transactions; everything else runs
+// synchronously on the calling thread (small statements, no user callbacks).
+class Store {
+ public:
+  // Opens or creates the database at options.path, switches it to WAL,
+  // creates or checks the schema, proves it can write, and starts the
+  // writer thread. An unopenable, unwritable, corrupt or newer-schema
+  // database is an error (kUnavailable) naming the path and SQLite's
+  // message; bad options are kInvalidArgument.
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
+
+  // Flushes everything appended, stops the writer thread, closes the
+  // database. No other call may run concurrently with the destructor.
+  ~Store();
+
+  // Not copyable.
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // --- Secrets (channel HMAC secret, generated admin key). Values are raw bytes.
+
+  // The stored value of `name`; if there is none, stores `bytes` random bytes
+  // (OpenSSL RAND_bytes) and returns them. An existing value is returned as
+  // stored, whatever its length. `bytes` must be in [1, 4096].
+  Result<std::string> get_or_create_secret(std::string_view name, size_t bytes);
+  // Stores (or replaces) the value of `name`.
+  Status put_secret(std::string_view name, std::string_view value);
+
+  // --- Subscriptions (synchronous; each call is one small transaction).
+
+  // A new id, strictly greater than every id returned or inserted before,
+  // also across reopening the database (never reused).
+  Result<uint64_t> next_subscription_id();
+  // kAlreadyExists if the id is taken; kInvalidArgument for id 0 or >= 2^63.
+  Status insert_subscription(const StoredSubscription& subscription);
+  // kNotFound if no subscription has that id.
+  Status delete_subscription(uint64_t id);
+  // Sets lease_expires of every subscription of `client_id` (0 = connected).
+  // A client without subscriptions is not an error.
+  Status set_lease(std::string_view client_id, double lease_expires);
+  // Deletes the subscriptions whose lease ended (0 < lease_expires <= now)
+  // and returns their ids in increasing order.
+  Result<std::vector<uint64_t>> delete_expired_subscriptions(double now);
+  // Every stored subscription, by increasing id.
+  Result<std::vector<StoredSubscription>> load_subscriptions();
+
+  // --- Records.
+
+  // Queues `r` (its id already assigned by the dispatcher) for the writer
+  // thread. Never waits for SQLite. Returns false, and counts the record in
+  // Stats::dropped, when the writer queue is full or r.id is outside
+  // [1, 2^63-1].
+  bool append(const Record& r);
+  bool append(Record&& r);
+  // Waits until every record appended before the call has been written (or
+  // its batch failed). Returns the writer's error if a batch that finished
+  // during this call failed, Ok otherwise.
+  Status flush();
+  // Stored records, newest (highest id) first: those with id < before_id
+  // (0 = no bound), at most `limit`. Sees committed batches only; call
+  // flush() first to include records still queued.
+  Result<std::vector<Record>> recent(size_t limit, uint64_t before_id = 0);
+  // The highest record id ever written (0 if none), also after pruning, for
+  // resuming the id sequence after a restart. Committed batches only.
+  Result<uint64_t> max_record_id();
+
+  struct Stats {
+    uint64_t written = 0;       // records committed
+    uint64_t dropped = 0;       // records refused by append() (queue full, bad id)
+    uint64_t write_errors = 0;  // failed batch transactions
+    uint64_t lost = 0;          // records in failed batches (not stored)
+    size_t queued = 0;          // appended, not yet committed or failed
+  };
+  Stats stats() const;
+  // The most recent failure of the writer thread (Ok if there was none).
+  Status last_write_error() const;
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+
+  // Constant after construction.
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace clio::console

@@ -1,0 +1,43 @@
+// Small helpers for the console's HTTP handlers: responses, request bodies,
+// query parameters. Every response carries a Content-Length and the
+// console's security headers.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "clio/base/status.h"
+#include "clio/matcher/query.h"
+
+struct mg_connection;
+
+namespace clio::console {
+
+// Writes a complete raw response (status line and headers by hand, so it also
+// works where CivetWeb's response API does not: auth handlers and WebSocket
+// upgrades). `extra_headers` are full "Name: value\r\n" lines. Returns status.
+int send_raw(mg_connection* conn, int status, std::string_view content_type, std::string_view body,
+             std::string_view extra_headers = {});
+int send_json(mg_connection* conn, int status, const nlohmann::json& body,
+              std::string_view extra_headers = {});
+// {"error": {"code": code, "message": message}}
+int send_error(mg_connection* conn, int status, std::string_view code, std::string_view message);
+int send_redirect(mg_connection* conn, std::string_view location, std::string_view extra_headers = {});
+
+// The query error as the API's JSON object {code, offset, length, message, hint}.
+nlohmann::json query_error_json(const matcher::QueryError& e);
+
+// Reads the request body, at most `limit` bytes (kResourceExhausted beyond).
+Result<std::string> read_body(mg_connection* conn, size_t limit);
+// A decoded query-string or form variable; "" when absent.
+std::string get_var(std::string_view data, const char* name);
+// The value of a cookie from the Cookie header; "" when absent.
+std::string get_cookie(const mg_connection* conn, const char* name);
+// The request header, or "".
+std::string header(const mg_connection* conn, const char* name);
+
+std::string reason_phrase(int status);
+
+}  // namespace clio::console

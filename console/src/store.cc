@@ -1,0 +1,732 @@
+// The SQLite store. See store.h for the decisions; this file keeps SQLite
+// (result codes, statements, transactions) behind clio::Status.
+#include "clio/console/store.h"
+
+#include <sqlite3.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <iterator>
+#include <limits>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+namespace clio::console {
+namespace {
+
+#define CLIO_RETURN_IF_ERROR(expr)      \
+  do {                                  \
+    ::clio::Status status_ = (expr);    \
+    if (!status_.ok()) return status_;  \
+  } while (0)
+
+constexpr int kSchemaVersion = 1;
+constexpr uint64_t kMaxId = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+constexpr size_t kMaxSecretBytes = 4096;
+
+// Every statement the store runs. Statements are cached per connection by
+// the address of these constants.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subscriptions(
+  id INTEGER PRIMARY KEY,
+  client_id TEXT NOT NULL,
+  query TEXT NOT NULL,
+  created REAL NOT NULL,
+  lease_expires REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS subscriptions_by_client ON subscriptions(client_id);
+CREATE TABLE IF NOT EXISTS records(id INTEGER PRIMARY KEY, time REAL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS records_by_time ON records(time);
+)sql";
+constexpr const char* kBegin = "BEGIN IMMEDIATE";
+constexpr const char* kCommit = "COMMIT";
+constexpr const char* kUserVersion = "PRAGMA user_version";
+constexpr const char* kSetMeta = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)";
+constexpr const char* kRaiseMeta =
+    "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+    "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)";
+constexpr const char* kGetMeta = "SELECT value FROM meta WHERE key = ?1";
+constexpr const char* kGetSecret = "SELECT value FROM secrets WHERE name = ?1";
+constexpr const char* kPutSecret = "INSERT OR REPLACE INTO secrets(name, value) VALUES(?1, ?2)";
+constexpr const char* kInsertSub =
+    "INSERT INTO subscriptions(id, client_id, query, created, lease_expires) "
+    "VALUES(?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kDeleteSub = "DELETE FROM subscriptions WHERE id = ?1";
+constexpr const char* kSetLease = "UPDATE subscriptions SET lease_expires = ?2 WHERE client_id = ?1";
+constexpr const char* kSelectExpired =
+    "SELECT id FROM subscriptions WHERE lease_expires > 0 AND lease_expires <= ?1 ORDER BY id";
+constexpr const char* kDeleteExpired =
+    "DELETE FROM subscriptions WHERE lease_expires > 0 AND lease_expires <= ?1";
+constexpr const char* kLoadSubs =
+    "SELECT id, client_id, query, created, lease_expires FROM subscriptions ORDER BY id";
+constexpr const char* kInsertRecord =
+    "INSERT OR REPLACE INTO records(id, time, json) VALUES(?1, ?2, ?3)";
+constexpr const char* kPruneByAge = "DELETE FROM records WHERE time < ?1";
+constexpr const char* kPruneByCount =
+    "DELETE FROM records WHERE id <= "
+    "(SELECT id FROM records ORDER BY id DESC LIMIT 1 OFFSET ?1)";
+constexpr const char* kRecent = "SELECT id, json FROM records ORDER BY id DESC LIMIT ?1";
+constexpr const char* kRecentBefore =
+    "SELECT id, json FROM records WHERE id < ?2 ORDER BY id DESC LIMIT ?1";
+constexpr const char* kMaxRecordId =
+    "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'max_record_id'), 0), "
+    "coalesce((SELECT max(id) FROM records), 0))";
+
+constexpr const char* kMetaNextSubscription = "next_subscription_id";
+constexpr const char* kMetaMaxRecord = "max_record_id";
+
+double unix_now() {
+  using std::chrono::duration;
+  return duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+StatusCode code_for(int rc) {
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+    return StatusCode::kAlreadyExists;
+  }
+  switch (rc & 0xFF) {
+    case SQLITE_BUSY: case SQLITE_LOCKED: case SQLITE_FULL: case SQLITE_READONLY:
+    case SQLITE_IOERR: case SQLITE_CANTOPEN: case SQLITE_CORRUPT: case SQLITE_NOTADB:
+    case SQLITE_PERM: case SQLITE_AUTH: case SQLITE_NOLFS: case SQLITE_PROTOCOL:
+      return StatusCode::kUnavailable;
+    default:
+      return StatusCode::kInternal;
+  }
+}
+
+// Const methods are thread-safe, non-const methods need external
+// synchronization: callers hold `mu` (or are the only thread using the
+// connection). One SQLite connection and its cached prepared statements.
+class Conn {
+ public:
+  static Result<std::unique_ptr<Conn>> Open(const std::string& path,
+                                            std::chrono::milliseconds busy_timeout) {
+    sqlite3* db = nullptr;
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_URI |
+                      SQLITE_OPEN_NOMUTEX;
+    const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    std::unique_ptr<Conn> conn(new Conn(db, path));
+    if (rc != SQLITE_OK) return conn->Error(rc, "cannot open database");
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, static_cast<int>(std::clamp<int64_t>(
+                                 busy_timeout.count(), 0, std::numeric_limits<int>::max())));
+    return conn;
+  }
+
+  ~Conn() {
+    for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+
+  // Not copyable.
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // `what` failed with SQLite result `rc`: a Status naming the path and
+  // SQLite's message.
+  Status Error(int rc, std::string_view what) const {
+    const char* msg = db_ != nullptr && sqlite3_errcode(db_) == rc ? sqlite3_errmsg(db_)
+                                                                  : sqlite3_errstr(rc);
+    std::string m = "clio store \"" + path_ + "\": ";
+    m.append(what);
+    m += ": ";
+    m += msg;
+    m += " (SQLite code " + std::to_string(rc) + ")";
+    return Status(code_for(rc), std::move(m));
+  }
+
+  // Runs one or more statements without results.
+  Status Exec(const char* sql, std::string_view what) {
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status::Ok() : Error(rc, what);
+  }
+
+  // The cached prepared statement for `sql` (one of the constants above).
+  Result<sqlite3_stmt*> Prepare(const char* sql,
+                                std::string_view what = "cannot prepare statement") {
+    auto it = stmts_.find(sql);
+    if (it != stmts_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    const int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return Error(rc, what);
+    stmts_.emplace(sql, stmt);
+    return stmt;
+  }
+
+  // Guards every use of this connection except by the writer thread of a
+  // file database (which owns its connection alone).
+  std::mutex mu;
+
+ private:
+  Conn(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+
+  // Constant after construction.
+  sqlite3* const db_;
+  const std::string path_;
+  // Guarded by mu (or owned by the writer thread).
+  std::unordered_map<const char*, sqlite3_stmt*> stmts_;
+};
+
+// Owned by the thread holding the connection. A prepared statement in use:
+// resets it and clears its bindings when done.
+class Stmt {
+ public:
+  Stmt(Conn& conn, sqlite3_stmt* stmt) : conn_(conn), stmt_(stmt) {}
+  ~Stmt() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  // Not copyable.
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void Bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
+  void BindText(int i, std::string_view v) {
+    sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
+  }
+  void BindBlob(int i, std::string_view v) {
+    // A zero-length blob must not bind as NULL.
+    sqlite3_bind_blob64(stmt_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_STATIC);
+  }
+
+  // Steps once: true on a row, false when done; an error otherwise.
+  Result<bool> Step(std::string_view what) {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return conn_.Error(rc, what);
+  }
+  // Steps a statement that returns no rows.
+  Status Run(std::string_view what) {
+    auto r = Step(what);
+    return r.ok() ? Status::Ok() : r.status();
+  }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::string Bytes(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    return p == nullptr ? std::string() : std::string(static_cast<const char*>(p), n);
+  }
+
+ private:
+  Conn& conn_;
+  sqlite3_stmt* const stmt_;
+};
+
+// Owned by the thread holding the connection. A BEGIN IMMEDIATE ... COMMIT
+// transaction; rolls back unless committed.
+class Txn {
+ public:
+  explicit Txn(Conn& conn) : conn_(conn) {}
+  ~Txn() {
+    if (!sqlite3_get_autocommit(conn_.db())) sqlite3_exec(conn_.db(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  // Not copyable.
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+
+  Status Begin(std::string_view what) { return RunCached(kBegin, what); }
+  Status Commit(std::string_view what) { return RunCached(kCommit, what); }
+
+ private:
+  Status RunCached(const char* sql, std::string_view what) {
+    auto stmt = conn_.Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    return Stmt(conn_, *stmt).Run(what);
+  }
+  Conn& conn_;
+};
+
+// Runs a cached statement with bindings applied by `bind`, expecting no rows.
+template <typename Bind>
+Status run(Conn& conn, const char* sql, std::string_view what, Bind bind) {
+  auto prepared = conn.Prepare(sql);
+  if (!prepared.ok()) return prepared.status();
+  Stmt stmt(conn, *prepared);
+  bind(stmt);
+  return stmt.Run(what);
+}
+
+Status raise_meta(Conn& conn, const char* key, int64_t value) {
+  return run(conn, kRaiseMeta, "cannot update meta", [&](Stmt& s) {
+    s.BindText(1, key);
+    s.Bind(2, value);
+  });
+}
+
+Status check_id(uint64_t id) {
+  if (id == 0 || id > kMaxId) {
+    return Status::InvalidArgument("subscription id " + std::to_string(id) +
+                                   " is outside [1, 2^63-1]");
+  }
+  return Status::Ok();
+}
+
+bool is_memory_path(const std::string& path) {
+  return path == ":memory:" || path.rfind("file::memory:", 0) == 0 ||
+         (path.rfind("file:", 0) == 0 && path.find("mode=memory") != std::string::npos);
+}
+
+Status validate(const StoreOptions& o) {
+  if (o.path.empty()) return Status::InvalidArgument("clio store: options.path is empty");
+  if (o.writer_queue_records == 0) {
+    return Status::InvalidArgument("clio store: options.writer_queue_records must be >= 1");
+  }
+  if (o.max_batch_records == 0) {
+    return Status::InvalidArgument("clio store: options.max_batch_records must be >= 1");
+  }
+  if (o.flush_interval.count() < 0 || o.busy_timeout.count() < 0 || o.max_record_age.count() < 0) {
+    return Status::InvalidArgument("clio store: options durations must not be negative");
+  }
+  return Status::Ok();
+}
+
+// Sets per-connection pragmas.
+Status configure(Conn& conn) {
+  return conn.Exec("PRAGMA synchronous=NORMAL", "cannot set synchronous mode");
+}
+
+// Switches to WAL, creates or checks the schema, and proves the database can
+// be written with a write transaction on `meta`.
+Status prepare_database(Conn& conn, bool memory) {
+  if (!memory) {
+    auto mode = conn.Prepare("PRAGMA journal_mode=WAL", "cannot read the database");
+    if (!mode.ok()) return mode.status();
+    Stmt s(conn, *mode);
+    auto row = s.Step("cannot switch to WAL mode");
+    if (!row.ok()) return row.status();
+  }
+  CLIO_RETURN_IF_ERROR(configure(conn));
+  Txn txn(conn);
+  CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a write transaction"));
+  int64_t version = 0;
+  {
+    auto prepared = conn.Prepare(kUserVersion);
+    if (!prepared.ok()) return prepared.status();
+    Stmt s(conn, *prepared);
+    auto row = s.Step("cannot read the schema version");
+    if (!row.ok()) return row.status();
+    if (*row) version = s.Int(0);
+  }
+  if (version > kSchemaVersion) {
+    return Status::Unavailable("clio store: database schema version " + std::to_string(version) +
+                               " is newer than this build supports (" +
+                               std::to_string(kSchemaVersion) + ")");
+  }
+  if (version < kSchemaVersion) {
+    CLIO_RETURN_IF_ERROR(conn.Exec(kSchema, "cannot create the schema"));
+    CLIO_RETURN_IF_ERROR(conn.Exec("PRAGMA user_version = 1", "cannot set the schema version"));
+  }
+  CLIO_RETURN_IF_ERROR(run(conn, kSetMeta, "cannot write to the database", [](Stmt& s) {
+    s.BindText(1, "opened_at");
+    s.Bind(2, unix_now());
+  }));
+  return txn.Commit("cannot commit to the database");
+}
+
+}  // namespace
+
+// Safe for concurrent use by multiple threads, as Store. The state behind a
+// Store: connections, the writer thread and its queue.
+struct Store::Impl {
+  // Constant after construction.
+  StoreOptions options;
+  std::vector<std::unique_ptr<Conn>> conns;  // one for :memory:, three for a file
+  bool shared_conn = false;                  // all roles use conns[0]
+  Conn* writer = nullptr;  // records; used only by the writer thread (locks mu when shared)
+  Conn* api = nullptr;     // secrets and subscriptions; guarded by api->mu
+  Conn* reader = nullptr;  // recent(), max_record_id(); guarded by reader->mu
+  std::thread thread;      // the writer thread
+
+  mutable std::mutex mu;
+  std::condition_variable work_cv;  // wakes the writer
+  std::condition_variable done_cv;  // wakes flush()
+  // Guarded by mu.
+  std::deque<Record> queue;
+  std::chrono::steady_clock::time_point first_queued;  // when queue became non-empty
+  uint64_t appended_seq = 0;      // records accepted by append()
+  uint64_t done_seq = 0;          // records committed or lost, in append order
+  uint64_t flush_target = 0;      // a flush() waits for done_seq to reach this
+  uint64_t last_failure_end = 0;  // done_seq after the latest failed batch
+  uint64_t written = 0, dropped = 0, write_errors = 0, lost = 0;
+  Status last_error;
+  bool stop = false;
+
+  bool Append(Record&& r);
+  void WriterLoop();
+  Status WriteBatch(const std::vector<Record>& batch, std::string& json);
+};
+
+bool Store::Impl::Append(Record&& r) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (queue.size() >= options.writer_queue_records || r.id == 0 || r.id > kMaxId) {
+    ++dropped;
+    return false;
+  }
+  if (queue.empty()) first_queued = std::chrono::steady_clock::now();
+  queue.push_back(std::move(r));
+  ++appended_seq;
+  if (queue.size() == 1 || queue.size() >= options.max_batch_records) work_cv.notify_one();
+  return true;
+}
+
+void Store::Impl::WriterLoop() {
+  std::vector<Record> batch;
+  std::string json;
+  std::unique_lock<std::mutex> lock(mu);
+  for (;;) {
+    work_cv.wait(lock, [&] { return stop || !queue.empty(); });
+    if (queue.empty()) return;  // stopping, nothing left
+    work_cv.wait_until(lock, first_queued + options.flush_interval, [&] {
+      return stop || flush_target > done_seq || queue.size() >= options.max_batch_records;
+    });
+    const size_t n = std::min(queue.size(), options.max_batch_records);
+    batch.assign(std::make_move_iterator(queue.begin()),
+                 std::make_move_iterator(queue.begin() + static_cast<ptrdiff_t>(n)));
+    queue.erase(queue.begin(), queue.begin() + static_cast<ptrdiff_t>(n));
+    if (!queue.empty()) first_queued = std::chrono::steady_clock::now();
+    lock.unlock();
+    Status s = WriteBatch(batch, json);
+    lock.lock();
+    done_seq += n;
+    if (s.ok()) {
+      written += n;
+    } else {
+      ++write_errors;
+      lost += n;
+      last_error = std::move(s);
+      last_failure_end = done_seq;
+    }
+    batch.clear();
+    done_cv.notify_all();
+  }
+}
+
+Status Store::Impl::WriteBatch(const std::vector<Record>& batch, std::string& json) {
+  std::unique_lock<std::mutex> shared_lock(writer->mu, std::defer_lock);
+  if (shared_conn) shared_lock.lock();
+  Conn& conn = *writer;
+  Txn txn(conn);
+  CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a record batch"));
+  auto insert = conn.Prepare(kInsertRecord);
+  if (!insert.ok()) return insert.status();
+  int64_t max_id = 0;
+  for (const Record& r : batch) {
+    json.clear();
+    append_json(r, json);
+    Stmt s(conn, *insert);
+    s.Bind(1, static_cast<int64_t>(r.id));
+    s.Bind(2, r.time);  // a non-finite time binds as NULL: pruned by count only
+    s.BindText(3, json);
+    CLIO_RETURN_IF_ERROR(s.Run("cannot insert record"));
+    max_id = std::max(max_id, static_cast<int64_t>(r.id));
+  }
+  CLIO_RETURN_IF_ERROR(raise_meta(conn, kMetaMaxRecord, max_id));
+  if (options.max_record_age.count() > 0) {
+    const double cutoff = unix_now() - static_cast<double>(options.max_record_age.count());
+    CLIO_RETURN_IF_ERROR(run(conn, kPruneByAge, "cannot prune records by age",
+                             [&](Stmt& s) { s.Bind(1, cutoff); }));
+  }
+  if (options.max_records > 0) {
+    const auto keep = static_cast<int64_t>(std::min<uint64_t>(options.max_records, kMaxId));
+    CLIO_RETURN_IF_ERROR(run(conn, kPruneByCount, "cannot prune records by count",
+                             [&](Stmt& s) { s.Bind(1, keep); }));
+  }
+  return txn.Commit("cannot commit a record batch");
+}
+
+Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
+  CLIO_RETURN_IF_ERROR(validate(options));
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->shared_conn = is_memory_path(options.path);
+  auto first = Conn::Open(options.path, options.busy_timeout);
+  if (!first.ok()) return first.status();
+  CLIO_RETURN_IF_ERROR(prepare_database(**first, impl->shared_conn));
+  impl->conns.push_back(std::move(*first));
+  if (!impl->shared_conn) {
+    for (int i = 0; i < 2; ++i) {
+      auto conn = Conn::Open(options.path, options.busy_timeout);
+      if (!conn.ok()) return conn.status();
+      CLIO_RETURN_IF_ERROR(configure(**conn));
+      impl->conns.push_back(std::move(*conn));
+    }
+  }
+  impl->writer = impl->conns[0].get();
+  impl->api = impl->conns[impl->shared_conn ? 0 : 1].get();
+  impl->reader = impl->conns[impl->shared_conn ? 0 : 2].get();
+  try {
+    impl->thread = std::thread([p = impl.get()] { p->WriterLoop(); });
+  } catch (const std::system_error& e) {
+    return Status::Internal(std::string("clio store: cannot start the writer thread: ") + e.what());
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Store::~Store() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->work_cv.notify_one();
+  impl_->thread.join();
+}
+
+// --- Secrets
+
+Result<std::string> Store::get_or_create_secret(std::string_view name, size_t bytes) {
+  if (name.empty()) return Status::InvalidArgument("clio store: secret name is empty");
+  if (bytes == 0 || bytes > kMaxSecretBytes) {
+    return Status::InvalidArgument("clio store: secret size " + std::to_string(bytes) +
+                                   " is outside [1, " + std::to_string(kMaxSecretBytes) + "]");
+  }
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  Txn txn(conn);
+  CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
+  {
+    auto prepared = conn.Prepare(kGetSecret);
+    if (!prepared.ok()) return prepared.status();
+    Stmt s(conn, *prepared);
+    s.BindText(1, name);
+    auto row = s.Step("cannot read secret");
+    if (!row.ok()) return row.status();
+    if (*row) return s.Bytes(0);  // the transaction rolls back: nothing written
+  }
+  std::string value(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(value.data()), static_cast<int>(bytes)) != 1) {
+    char buf[256];
+    ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+    return Status::Internal(std::string("clio store: RAND_bytes failed: ") + buf);
+  }
+  CLIO_RETURN_IF_ERROR(run(conn, kPutSecret, "cannot store secret", [&](Stmt& s) {
+    s.BindText(1, name);
+    s.BindBlob(2, value);
+  }));
+  CLIO_RETURN_IF_ERROR(txn.Commit("cannot commit secret"));
+  return value;
+}
+
+Status Store::put_secret(std::string_view name, std::string_view value) {
+  if (name.empty()) return Status::InvalidArgument("clio store: secret name is empty");
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  return run(conn, kPutSecret, "cannot store secret", [&](Stmt& s) {
+    s.BindText(1, name);
+    s.BindBlob(2, value);
+  });
+}
+
+// --- Subscriptions
+
+Result<uint64_t> Store::next_subscription_id() {
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  Txn txn(conn);
+  CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
+  int64_t next = 1;
+  {
+    auto prepared = conn.Prepare(kGetMeta);
+    if (!prepared.ok()) return prepared.status();
+    Stmt s(conn, *prepared);
+    s.BindText(1, kMetaNextSubscription);
+    auto row = s.Step("cannot read the subscription id counter");
+    if (!row.ok()) return row.status();
+    if (*row) next = std::max<int64_t>(1, s.Int(0));
+  }
+  if (static_cast<uint64_t>(next) >= kMaxId) {
+    return Status::ResourceExhausted("clio store: subscription ids are exhausted");
+  }
+  CLIO_RETURN_IF_ERROR(raise_meta(conn, kMetaNextSubscription, next + 1));
+  CLIO_RETURN_IF_ERROR(txn.Commit("cannot commit the subscription id counter"));
+  return static_cast<uint64_t>(next);
+}
+
+Status Store::insert_subscription(const StoredSubscription& sub) {
+  CLIO_RETURN_IF_ERROR(check_id(sub.id));
+  if (!std::isfinite(sub.created) || !std::isfinite(sub.lease_expires)) {
+    return Status::InvalidArgument("clio store: subscription times must be finite");
+  }
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  Txn txn(conn);
+  CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
+  Status inserted = run(conn, kInsertSub, "cannot insert subscription", [&](Stmt& s) {
+    s.Bind(1, static_cast<int64_t>(sub.id));
+    s.BindText(2, sub.client_id);
+    s.BindText(3, sub.query);
+    s.Bind(4, sub.created);
+    s.Bind(5, sub.lease_expires);
+  });
+  if (inserted.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists("clio store: subscription id " + std::to_string(sub.id) +
+                                 " already exists");
+  }
+  CLIO_RETURN_IF_ERROR(inserted);
+  if (sub.id < kMaxId) {
+    CLIO_RETURN_IF_ERROR(
+        raise_meta(conn, kMetaNextSubscription, static_cast<int64_t>(sub.id) + 1));
+  }
+  return txn.Commit("cannot commit subscription");
+}
+
+Status Store::delete_subscription(uint64_t id) {
+  CLIO_RETURN_IF_ERROR(check_id(id));
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  CLIO_RETURN_IF_ERROR(run(conn, kDeleteSub, "cannot delete subscription",
+                           [&](Stmt& s) { s.Bind(1, static_cast<int64_t>(id)); }));
+  if (sqlite3_changes64(conn.db()) == 0) {
+    return Status::NotFound("clio store: no subscription with id " + std::to_string(id));
+  }
+  return Status::Ok();
+}
+
+Status Store::set_lease(std::string_view client_id, double lease_expires) {
+  if (!std::isfinite(lease_expires)) {
+    return Status::InvalidArgument("clio store: lease_expires must be finite");
+  }
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  return run(conn, kSetLease, "cannot set lease", [&](Stmt& s) {
+    s.BindText(1, client_id);
+    s.Bind(2, lease_expires);
+  });
+}
+
+Result<std::vector<uint64_t>> Store::delete_expired_subscriptions(double now) {
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  Txn txn(conn);
+  CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
+  std::vector<uint64_t> ids;
+  {
+    auto prepared = conn.Prepare(kSelectExpired);
+    if (!prepared.ok()) return prepared.status();
+    Stmt s(conn, *prepared);
+    s.Bind(1, now);
+    for (;;) {
+      auto row = s.Step("cannot read expired subscriptions");
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      ids.push_back(static_cast<uint64_t>(s.Int(0)));
+    }
+  }
+  if (ids.empty()) return ids;
+  CLIO_RETURN_IF_ERROR(run(conn, kDeleteExpired, "cannot delete expired subscriptions",
+                           [&](Stmt& s) { s.Bind(1, now); }));
+  CLIO_RETURN_IF_ERROR(txn.Commit("cannot commit expired subscriptions"));
+  return ids;
+}
+
+Result<std::vector<StoredSubscription>> Store::load_subscriptions() {
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  auto prepared = conn.Prepare(kLoadSubs);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  std::vector<StoredSubscription> subs;
+  for (;;) {
+    auto row = s.Step("cannot load subscriptions");
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    StoredSubscription& sub = subs.emplace_back();
+    sub.id = static_cast<uint64_t>(s.Int(0));
+    sub.client_id = s.Bytes(1);
+    sub.query = s.Bytes(2);
+    sub.created = s.Double(3);
+    sub.lease_expires = s.Double(4);
+  }
+  return subs;
+}
+
+// --- Records
+
+bool Store::append(const Record& r) { return impl_->Append(Record(r)); }
+bool Store::append(Record&& r) { return impl_->Append(std::move(r)); }
+
+Status Store::flush() {
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> lock(m.mu);
+  const uint64_t target = m.appended_seq;
+  const uint64_t start = m.done_seq;
+  if (m.done_seq >= target) return Status::Ok();
+  m.flush_target = std::max(m.flush_target, target);
+  m.work_cv.notify_one();
+  m.done_cv.wait(lock, [&] { return m.done_seq >= target; });
+  if (m.last_failure_end > start) return m.last_error;
+  return Status::Ok();
+}
+
+Result<std::vector<Record>> Store::recent(size_t limit, uint64_t before_id) {
+  std::vector<Record> out;
+  if (limit == 0 || before_id == 1) return out;
+  Conn& conn = *impl_->reader;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  const bool bounded = before_id != 0 && before_id <= kMaxId;
+  auto prepared = conn.Prepare(bounded ? kRecentBefore : kRecent);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  s.Bind(1, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxId)));
+  if (bounded) s.Bind(2, static_cast<int64_t>(before_id));
+  out.reserve(std::min<size_t>(limit, 1024));
+  for (;;) {
+    auto row = s.Step("cannot read records");
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    const auto id = static_cast<uint64_t>(s.Int(0));
+    const std::string json = s.Bytes(1);
+    auto record = record_from_json(json);
+    if (!record.ok()) {
+      return Status::Internal("clio store: stored record " + std::to_string(id) +
+                              " does not decode: " + record.status().message());
+    }
+    record->id = id;
+    out.push_back(std::move(*record));
+  }
+  return out;
+}
+
+Result<uint64_t> Store::max_record_id() {
+  Conn& conn = *impl_->reader;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  auto prepared = conn.Prepare(kMaxRecordId);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  auto row = s.Step("cannot read the highest record id");
+  if (!row.ok()) return row.status();
+  return *row ? static_cast<uint64_t>(std::max<int64_t>(0, s.Int(0))) : uint64_t{0};
+}
+
+Store::Stats Store::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stats st;
+  st.written = impl_->written;
+  st.dropped = impl_->dropped;
+  st.write_errors = impl_->write_errors;
+  st.lost = impl_->lost;
+  st.queued = static_cast<size_t>(impl_->appended_seq - impl_->done_seq);
+  return st;
+}
+
+Status Store::last_write_error() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->last_error;
+}
+
+}  // namespace clio::console

@@ -1,0 +1,571 @@
+// The whole pipeline over real HTTP and a real WebSocket: a CivetWeb app on
+// 127.0.0.1:0 wrapped by an Inspector, driven through its API and channel.
+#include <civetweb.h>
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "clio/console/inspector.h"
+#include "demo_app.h"
+#include "support/http_client.h"
+#include "support/ws_client.h"
+
+namespace clio::console {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using test::Headers;
+using test::HttpClient;
+using test::WsClient;
+
+constexpr const char* kKey = "inspector-test-admin-key";
+
+std::string temp_db() {
+  char dir[] = "/tmp/clio-inspector-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  return std::string(dir) + "/clio.db";
+}
+
+struct App {
+  explicit App(InspectorOptions o = {}, int listen_port = 0) {
+    o.admin_key = kKey;
+    if (o.db_path == "clio.db") o.db_path = ":memory:";
+    o.channel.heartbeat_interval = 2s;
+    o.channel.heartbeat_timeout = 6s;
+    o.channel.websocket_timeout = 1s;
+    auto created = Inspector::create(o);
+    REQUIRE_MESSAGE(created.ok(), created.status().message());
+    inspector = std::move(*created);
+    REQUIRE(inspector->install(&callbacks).ok());
+    auto opts = demo::server_options("127.0.0.1:" + std::to_string(listen_port), CLIO_DEMO_WWW, 32);
+    opts.set("websocket_timeout_ms", "1000");
+    ctx = mg_start(&callbacks, nullptr, opts.pointers());
+    REQUIRE(ctx != nullptr);
+    demo::register_handlers(ctx);
+    REQUIRE(inspector->attach(ctx).ok());
+    this->port = demo::bound_port(ctx);
+  }
+  ~App() { stop(); }
+  void stop() {
+    if (ctx == nullptr) return;
+    inspector->shutdown();
+    mg_stop(ctx);
+    ctx = nullptr;
+    inspector.reset();
+  }
+
+  test::HttpResponse api(const std::string& method, const std::string& path, const std::string& body = "",
+                         Headers extra = {{"Authorization", std::string("Bearer ") + kKey}}) {
+    auto r = test::http(port, method, "/_clio/" + path, extra, body);
+    REQUIRE_MESSAGE(r.ok(), r.status().message());
+    return *r;
+  }
+  json api_json(const std::string& method, const std::string& path, const std::string& body = "",
+                int expect = 200) {
+    auto r = api(method, path, body);
+    CHECK_MESSAGE(r.status == expect, r.body);
+    return json::parse(r.body);
+  }
+  // A token for a new (or given) client id.
+  std::pair<std::string, std::string> token(const std::string& client_id = "") {
+    json j = api_json("POST", "api/token", client_id.empty() ? "{}" : json{{"client_id", client_id}}.dump());
+    return {j["client_id"].get<std::string>(), j["token"].get<std::string>()};
+  }
+  uint64_t subscribe(const std::string& client, const std::string& query, int backfill = 0) {
+    json j = api_json("POST", "api/subscriptions",
+                      json{{"client_id", client}, {"query", query}, {"backfill", backfill}}.dump(), 201);
+    return j["id"].get<uint64_t>();
+  }
+  void get(const std::string& target) {
+    auto r = test::http(port, "GET", target);
+    REQUIRE(r.ok());
+  }
+
+  std::unique_ptr<Inspector> inspector;
+  mg_callbacks callbacks{};
+  mg_context* ctx = nullptr;
+  int port = 0;
+};
+
+// A console on the channel: reads and unwraps the console messages.
+struct Console {
+  Console(int port, const std::string& token) {
+    REQUIRE(ws.connect(port, "/_clio/channel", {"clio.v1", "clio-token." + token},
+                       {{"Authorization", std::string("Bearer ") + kKey}})
+                .ok());
+    REQUIRE(ws.status() == 101);
+  }
+  // The next console message (kind matches / dropped / subscription_removed),
+  // or null on timeout.
+  json next(double timeout = 5) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      auto f = ws.read_message(std::max(0.05, left));
+      if (!f.ok()) return nullptr;
+      if (f->opcode != 1) return nullptr;
+      json env = json::parse(f->payload, nullptr, false);
+      if (env.is_discarded() || env.value("t", "") != "msg") continue;  // hello, heartbeat
+      return json::parse(env["data"].get<std::string>());
+    }
+    return nullptr;
+  }
+  // Collects match items until `n` arrived or `timeout` passed.
+  std::vector<json> items(size_t n, double timeout = 5) {
+    std::vector<json> out;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+      json m = next(std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count());
+      if (m.is_null()) break;
+      if (m["kind"] == "matches") {
+        for (auto& it : m["items"]) out.push_back(it);
+      }
+    }
+    return out;
+  }
+  WsClient ws;
+};
+
+}  // namespace
+
+TEST_CASE("every endpoint without credentials is 401, in any letter case") {
+  App app;
+  const std::vector<std::pair<std::string, std::string>> endpoints = {
+      {"GET", "/_clio/api/stats"},          {"GET", "/_CLIO/API/STATS"},
+      {"GET", "/_Clio/api/subscriptions"},  {"POST", "/_clio/api/subscriptions"},
+      {"DELETE", "/_clio/api/subscriptions/1"}, {"POST", "/_CLIO/api/token"},
+      {"GET", "/_clio/api/check?q=x"},      {"GET", "/_clio/api/records"},
+      {"GET", "/_clio/api/session"},        {"GET", "/_clio/api/schema"},
+      {"GET", "/_clio/metrics"},            {"GET", "/_cLiO/Metrics"},
+      {"GET", "/_clio/console.js"},         {"GET", "/_clio/channel"},
+      {"POST", "/_clio/logout"},
+  };
+  for (const auto& [method, path] : endpoints) {
+    auto r = test::http(app.port, method, path, {}, method == "GET" ? "" : "{}");
+    REQUIRE(r.ok());
+    CHECK_MESSAGE(r->status == 401, method << " " << path);
+    auto wrong = test::http(app.port, method, path, {{"Authorization", "Bearer wrong-key"}}, "{}");
+    REQUIRE(wrong.ok());
+    CHECK_MESSAGE(wrong->status == 401, method << " " << path << " (wrong key)");
+  }
+  // A browser asking for the page is sent to the login form instead.
+  auto page = test::http(app.port, "GET", "/_CLIO/");
+  REQUIRE(page.ok());
+  CHECK(page->status == 303);
+  CHECK(page->header("Location") == "/_clio/login");
+  // The WebSocket upgrade gets a real HTTP 401 too.
+  WsClient ws;
+  REQUIRE(ws.connect(app.port, "/_clio/channel", {"clio.v1"}).ok());
+  CHECK(ws.status() == 401);
+  WsClient ws_upper;
+  REQUIRE(ws_upper.connect(app.port, "/_CLIO/channel", {"clio.v1"}).ok());
+  CHECK(ws_upper.status() == 401);
+  // The right key opens everything.
+  CHECK(app.api("GET", "api/stats").status == 200);
+}
+
+TEST_CASE("browser login: cookie session, CSRF header, Origin check") {
+  App app;
+  auto login = test::http(app.port, "POST", "/_clio/login", {{"Content-Type", "application/x-www-form-urlencoded"}},
+                          std::string("key=") + kKey);
+  REQUIRE(login.ok());
+  CHECK(login->status == 303);
+  const std::string set_cookie = login->header("Set-Cookie");
+  CHECK(set_cookie.find("HttpOnly") != std::string::npos);
+  CHECK(set_cookie.find("SameSite=Strict") != std::string::npos);
+  CHECK(set_cookie.find("Path=/_clio/") != std::string::npos);
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  const Headers with_cookie = {{"Cookie", cookie}};
+
+  auto bad = test::http(app.port, "POST", "/_clio/login", {}, "key=nope");
+  REQUIRE(bad.ok());
+  CHECK(bad->status == 303);
+  CHECK(bad->header("Location") == "/_clio/login?error=1");
+  CHECK(bad->header("Set-Cookie").empty());
+
+  auto page = test::http(app.port, "GET", "/_clio/", with_cookie);
+  REQUIRE(page.ok());
+  CHECK(page->status == 200);
+  CHECK(page->header("Content-Security-Policy").find("script-src 'self'") != std::string::npos);
+
+  auto session = test::http(app.port, "GET", "/_clio/api/session", with_cookie);
+  REQUIRE(session.ok());
+  REQUIRE(session->status == 200);
+  const std::string csrf = json::parse(session->body)["csrf"].get<std::string>();
+  CHECK(csrf.size() > 20);
+
+  // State-changing without the CSRF header: 403; with a wrong one: 403.
+  auto no_csrf = test::http(app.port, "POST", "/_clio/api/token", with_cookie, "{}");
+  REQUIRE(no_csrf.ok());
+  CHECK(no_csrf->status == 403);
+  auto wrong_csrf = test::http(app.port, "POST", "/_clio/api/token", {{"Cookie", cookie}, {"X-Clio-CSRF", "x"}}, "{}");
+  REQUIRE(wrong_csrf.ok());
+  CHECK(wrong_csrf->status == 403);
+  auto ok = test::http(app.port, "POST", "/_clio/api/token", {{"Cookie", cookie}, {"X-Clio-CSRF", csrf}}, "{}");
+  REQUIRE(ok.ok());
+  CHECK(ok->status == 200);
+  const std::string token = json::parse(ok->body)["token"].get<std::string>();
+  // A forged or tampered cookie is no session.
+  std::string tampered = cookie;
+  tampered.back() = tampered.back() == 'A' ? 'B' : 'A';
+  auto forged = test::http(app.port, "GET", "/_clio/api/stats", {{"Cookie", tampered}});
+  REQUIRE(forged.ok());
+  CHECK(forged->status == 401);
+
+  // WebSocket with the cookie: the Origin must be the console's own.
+  const std::string host = "127.0.0.1:" + std::to_string(app.port);
+  WsClient evil;
+  REQUIRE(evil.connect(app.port, "/_clio/channel", {"clio.v1", "clio-token." + token},
+                       {{"Cookie", cookie}, {"Origin", "http://evil.example"}, {"Host", host}})
+              .ok());
+  CHECK(evil.status() == 403);
+  WsClient no_origin;
+  REQUIRE(no_origin.connect(app.port, "/_clio/channel", {"clio.v1", "clio-token." + token},
+                            {{"Cookie", cookie}, {"Host", host}})
+              .ok());
+  CHECK(no_origin.status() == 403);
+  WsClient good;
+  REQUIRE(good.connect(app.port, "/_clio/channel", {"clio.v1", "clio-token." + token},
+                       {{"Cookie", cookie}, {"Origin", "http://" + host}, {"Host", host}})
+              .ok());
+  CHECK(good.status() == 101);
+
+  // Logout revokes the session.
+  auto out = test::http(app.port, "POST", "/_clio/logout", {{"Cookie", cookie}, {"X-Clio-CSRF", csrf}}, "");
+  REQUIRE(out.ok());
+  CHECK(out->status == 200);
+  auto after = test::http(app.port, "GET", "/_clio/api/stats", with_cookie);
+  REQUIRE(after.ok());
+  CHECK(after->status == 401);
+}
+
+TEST_CASE("a one-time login code works once") {
+  App app;
+  const std::string code = app.inspector->new_login_code();
+  auto first = test::http(app.port, "GET", "/_clio/login?code=" + code);
+  REQUIRE(first.ok());
+  CHECK(first->status == 303);
+  CHECK(first->header("Location") == "/_clio/");
+  CHECK(first->header("Set-Cookie").find("clio_session=v1.") == 0);
+  auto second = test::http(app.port, "GET", "/_clio/login?code=" + code);
+  REQUIRE(second.ok());
+  CHECK(second->status == 303);
+  CHECK(second->header("Location") == "/_clio/login?error=code");
+  CHECK(second->header("Set-Cookie").empty());
+}
+
+TEST_CASE("each subscription receives exactly its matches, and only its own client") {
+  App app;
+  auto [a, ta] = app.token();
+  auto [b, tb] = app.token();
+  CHECK(a != b);
+  Console ca(app.port, ta), cb(app.port, tb);
+  const uint64_t sa = app.subscribe(a, "status:5xx");
+  const uint64_t sb = app.subscribe(b, "status = 404 and path:/api/status/");
+  const uint64_t sa2 = app.subscribe(a, "path = /api/status/500");
+  for (const char* p : {"/api/hello", "/api/status/500", "/api/status/404", "/api/status/503", "/api/status/201"}) {
+    app.get(p);
+  }
+  REQUIRE(app.inspector->drain_for_test(5s));
+  auto got_a = ca.items(2);
+  auto got_b = cb.items(1);
+  REQUIRE(got_a.size() == 2);
+  REQUIRE(got_b.size() == 1);
+  CHECK(got_a[0]["record"]["path"] == "/api/status/500");
+  CHECK(got_a[0]["subscriptions"] == json::array({sa, sa2}));
+  CHECK(got_a[1]["record"]["status_code"] == 503);
+  CHECK(got_a[1]["subscriptions"] == json::array({sa}));
+  CHECK(got_b[0]["record"]["status_code"] == 404);
+  CHECK(got_b[0]["subscriptions"] == json::array({sb}));
+  CHECK(got_a[0]["record"]["id"].get<uint64_t>() < got_a[1]["record"]["id"].get<uint64_t>());
+  // Nothing more for either.
+  CHECK(ca.items(1, 0.3).empty());
+  CHECK(cb.items(1, 0.3).empty());
+  // The subscription list counts matches and filters by client.
+  json list = app.api_json("GET", "api/subscriptions?client_id=" + a);
+  REQUIRE(list["subscriptions"].size() == 2);
+  CHECK(list["subscriptions"][0]["id"] == sa);
+  CHECK(list["subscriptions"][0]["matches"] == 2);
+  CHECK(list["subscriptions"][0]["normalized"] == "status_code:5xx");
+  json stats = app.api_json("GET", "api/stats");
+  CHECK(stats["matched"] == 4);
+  CHECK(stats["delivered"] == 4);
+  CHECK(stats["subscriptions"] == 3);
+  CHECK(stats["sessions"] == 2);
+}
+
+TEST_CASE("unsubscribe stops delivery at once") {
+  App app;
+  auto [client, tok] = app.token();
+  Console c(app.port, tok);
+  const uint64_t id = app.subscribe(client, "status >= 500");
+  app.get("/api/status/500");
+  REQUIRE(c.items(1).size() == 1);
+  json del = app.api_json("DELETE", "api/subscriptions/" + std::to_string(id));
+  CHECK(del["id"] == id);
+  json notice = c.next();
+  REQUIRE_FALSE(notice.is_null());
+  CHECK(notice["kind"] == "subscription_removed");
+  CHECK(notice["id"] == id);
+  for (int i = 0; i < 5; ++i) app.get("/api/status/502");
+  REQUIRE(app.inspector->drain_for_test(5s));
+  CHECK(c.items(1, 0.5).empty());
+  CHECK(app.api("DELETE", "api/subscriptions/" + std::to_string(id)).status == 404);
+  CHECK(app.api("DELETE", "api/subscriptions/abc").status == 404);
+}
+
+TEST_CASE("a bad query is a 400 with the error's position") {
+  App app;
+  auto r = app.api("POST", "api/subscriptions", json{{"client_id", "c1"}, {"query", "status >= 500 and stauts = 2"}}.dump());
+  CHECK(r.status == 400);
+  json e = json::parse(r.body)["error"];
+  CHECK(e["code"] == "unknown_field");
+  CHECK(e["offset"] == 18);
+  CHECK(e["length"] == 6);
+  CHECK(e["hint"].get<std::string>().find("status") != std::string::npos);
+  json check = app.api_json("GET", "api/check?q=method%20%3D%20GET%20and");
+  CHECK(check["valid"] == false);
+  CHECK(check["error"]["offset"].get<int>() > 0);
+  json good = app.api_json("GET", "api/check?q=c%3A5xx");
+  CHECK(good["valid"] == true);
+  CHECK(good["normalized"] == "status_code:5xx");
+  // Malformed bodies and fields.
+  CHECK(app.api("POST", "api/subscriptions", "{not json").status == 400);
+  CHECK(app.api("POST", "api/subscriptions", R"({"client_id":"c1"})").status == 400);
+  CHECK(app.api("POST", "api/subscriptions", R"({"client_id":"bad id!","query":"x"})").status == 400);
+  CHECK(app.api("POST", "api/subscriptions", R"({"client_id":"c1","query":"x","backfill":-1})").status == 400);
+}
+
+TEST_CASE("limits: subscriptions per client and in total, body size") {
+  InspectorOptions o;
+  o.max_subscriptions_per_client = 2;
+  o.max_subscriptions = 3;
+  o.max_body_bytes = 1024;
+  App app(o);
+  app.subscribe("c1", "status = 200");
+  app.subscribe("c1", "status = 201");
+  auto third = app.api("POST", "api/subscriptions", json{{"client_id", "c1"}, {"query", "status = 202"}}.dump());
+  CHECK(third.status == 429);
+  CHECK(json::parse(third.body)["error"]["code"] == "too_many_subscriptions");
+  app.subscribe("c2", "status = 203");
+  CHECK(app.api("POST", "api/subscriptions", json{{"client_id", "c3"}, {"query", "status = 204"}}.dump()).status == 429);
+  auto huge = app.api("POST", "api/subscriptions", std::string(4096, ' '));
+  CHECK(huge.status == 413);
+  std::string deep(5000, '(');
+  auto nested = app.api("GET", "api/check?q=" + deep);
+  CHECK(json::parse(nested.body)["valid"] == false);
+}
+
+TEST_CASE("backfill: the last N matches, then live ones, without gap or duplicate") {
+  App app;
+  auto [client, tok] = app.token();
+  Console c(app.port, tok);
+  // Requests numbered n=0,1,2,... keep flowing while the subscription is made.
+  std::atomic<int> sent{0};
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 20; ++i) app.get("/api/status/500?n=" + std::to_string(sent++));
+  std::thread traffic([&] {
+    HttpClient h(app.port);
+    for (int i = 0; i < 400 && !stop; ++i) {
+      REQUIRE(h.request("GET", "/api/status/500?n=" + std::to_string(sent.load())).ok());
+      sent++;
+    }
+  });
+  std::this_thread::sleep_for(20ms);
+  const uint64_t id = app.subscribe(client, "status = 500", 10);
+  std::this_thread::sleep_for(100ms);
+  stop = true;
+  traffic.join();
+  REQUIRE(app.inspector->drain_for_test(5s));
+  const int total = sent.load();
+  std::vector<int> ns;
+  for (;;) {
+    auto items = c.items(1000, 1.0);
+    if (items.empty()) break;
+    for (auto& it : items) {
+      CHECK(it["subscriptions"] == json::array({id}));
+      const std::string q = it["record"]["query"].get<std::string>();
+      ns.push_back(std::stoi(q.substr(2)));
+    }
+  }
+  REQUIRE(ns.size() >= 10);
+  // Contiguous, increasing, ending at the last request: no gap, no duplicate.
+  for (size_t i = 1; i < ns.size(); ++i) CHECK_MESSAGE(ns[i] == ns[i - 1] + 1, "at " << i);
+  CHECK(ns.back() == total - 1);
+  // Backfill gave the 10 before the first live one: at least 10 delivered
+  // records precede the subscription's creation point.
+  CHECK(ns.front() >= 10);
+}
+
+TEST_CASE("backfill reaches into the store beyond the memory ring") {
+  InspectorOptions o;
+  o.memory_records = 5;
+  App app(o);
+  auto [client, tok] = app.token();
+  Console c(app.port, tok);
+  for (int i = 0; i < 30; ++i) app.get(i % 2 ? "/api/status/404?n=" + std::to_string(i) : "/api/hello");
+  REQUIRE(app.inspector->drain_for_test(5s));
+  app.subscribe(client, "status = 404", 12);
+  auto items = c.items(12);
+  REQUIRE(items.size() == 12);
+  std::vector<int> ns;
+  for (auto& it : items) ns.push_back(std::stoi(it["record"]["query"].get<std::string>().substr(2)));
+  CHECK(ns.front() == 7);
+  CHECK(ns.back() == 29);
+  for (size_t i = 1; i < ns.size(); ++i) CHECK(ns[i] == ns[i - 1] + 2);
+  // The records API searches the same way, newest first.
+  json recs = app.api_json("GET", "api/records?q=status%3D404&limit=3");
+  REQUIRE(recs["records"].size() == 3);
+  CHECK(recs["records"][0]["query"] == "n=29");
+  CHECK(recs["records"][2]["query"] == "n=25");
+  CHECK(app.api("GET", "api/records?limit=0").status == 400);
+  CHECK(app.api("GET", "api/records?q=stauts%3D1").status == 400);
+}
+
+TEST_CASE("a restart on the same database keeps subscriptions and tokens") {
+  const std::string db = temp_db();
+  InspectorOptions o;
+  o.db_path = db;
+  std::string client, tok;
+  uint64_t id = 0;
+  int port = 0;
+  {
+    App app(o);
+    port = app.port;
+    std::tie(client, tok) = app.token();
+    id = app.subscribe(client, "path = /api/status/503");
+    app.get("/api/status/503");
+    REQUIRE(app.inspector->drain_for_test(5s));
+  }
+  App again(o);
+  json list = again.api_json("GET", "api/subscriptions");
+  REQUIRE(list["subscriptions"].size() == 1);
+  CHECK(list["subscriptions"][0]["id"] == id);
+  CHECK(list["subscriptions"][0]["client_id"] == client);
+  // The old token still opens the channel, and the subscription delivers.
+  Console c(again.port, tok);
+  again.get("/api/status/503");
+  auto items = c.items(1);
+  REQUIRE(items.size() == 1);
+  CHECK(items[0]["subscriptions"] == json::array({id}));
+  // Record ids continue after the restart.
+  CHECK(items[0]["record"]["id"].get<uint64_t>() > 1);
+  // New subscription ids are never reused.
+  CHECK(again.subscribe(client, "status = 200") > id);
+  (void)port;
+  std::filesystem::remove_all(std::filesystem::path(db).parent_path());
+}
+
+TEST_CASE("a client that does not come back within the grace period loses its subscriptions") {
+  InspectorOptions o;
+  o.grace_period = 1s;
+  App app(o);
+  auto [gone, t1] = app.token();
+  auto [back, t2] = app.token();
+  {
+    Console c1(app.port, t1);
+    Console c2(app.port, t2);
+    app.subscribe(gone, "status = 200");
+    app.subscribe(back, "status = 201");
+    c1.ws.send_close(1000);
+    c2.ws.send_close(1000);
+  }
+  // `back` returns within the grace period; `gone` does not.
+  std::this_thread::sleep_for(300ms);
+  Console returning(app.port, t2);
+  std::this_thread::sleep_for(2500ms);
+  json list = app.api_json("GET", "api/subscriptions");
+  REQUIRE(list["subscriptions"].size() == 1);
+  CHECK(list["subscriptions"][0]["client_id"] == back);
+}
+
+TEST_CASE("an unwritable database fails at start with a clear message") {
+  char file[] = "/tmp/clio-notadir-XXXXXX";
+  int fd = mkstemp(file);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  InspectorOptions o;
+  o.db_path = std::string(file) + "/clio.db";  // a path under a regular file
+  auto r = Inspector::create(o);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find(o.db_path) != std::string::npos);
+  std::remove(file);
+  InspectorOptions bad_prefix;
+  bad_prefix.db_path = ":memory:";
+  bad_prefix.prefix = "/admin";
+  CHECK_FALSE(Inspector::create(bad_prefix).ok());
+}
+
+TEST_CASE("a flood that overflows the queue is counted and the app keeps serving") {
+  InspectorOptions o;
+  o.capture.queue_capacity = 8;
+  App app(o);
+  auto [client, tok] = app.token();
+  Console c(app.port, tok);
+  app.subscribe(client, "path = /api/hello");
+  app.inspector->pause_dispatcher_for_test(true);
+  HttpClient h(app.port);
+  for (int i = 0; i < 50; ++i) {
+    auto r = h.request("GET", "/api/hello");
+    REQUIRE(r.ok());
+    CHECK(r->status == 200);
+  }
+  for (int i = 0; i < 200 && app.inspector->stats().dropped_queue < 42; ++i) std::this_thread::sleep_for(10ms);
+  json stats = app.api_json("GET", "api/stats");
+  CHECK(stats["dropped_queue"] == 42);
+  CHECK(stats["queue_depth"] == 8);
+  app.inspector->pause_dispatcher_for_test(false);
+  // The console is told how many records were lost, and gets the 8 kept.
+  size_t items = 0;
+  uint64_t dropped = 0;
+  for (int i = 0; i < 20 && (items < 8 || dropped == 0); ++i) {
+    json m = c.next(2);
+    if (m.is_null()) break;
+    if (m["kind"] == "matches") items += m["items"].size();
+    if (m["kind"] == "dropped") dropped += m["count"].get<uint64_t>();
+  }
+  CHECK(items == 8);
+  CHECK(dropped == 42);
+  json metrics_ok = app.api_json("GET", "api/stats");
+  CHECK(metrics_ok["captured"] == 8);
+  auto metrics = app.api("GET", "metrics");
+  CHECK(metrics.status == 200);
+  CHECK(metrics.body.find("clio_records_dropped_queue_total 42") != std::string::npos);
+}
+
+TEST_CASE("token refresh keeps the client id; a bad client id is refused") {
+  App app;
+  auto [client, tok] = app.token();
+  std::this_thread::sleep_for(5ms);  // tokens are deterministic per millisecond of issue
+  auto [same, tok2] = app.token(client);
+  CHECK(same == client);
+  CHECK(tok2 != tok);
+  CHECK(app.api("POST", "api/token", R"({"client_id":"has space"})").status == 400);
+  CHECK(app.api("POST", "api/token", R"({"client_id":7})").status == 400);
+  CHECK(app.api("POST", "api/token", "[1]").status == 400);
+}
+
+TEST_CASE("the schema endpoint lists fields and aliases for completion") {
+  App app;
+  json s = app.api_json("GET", "api/schema");
+  bool found = false;
+  for (const auto& f : s["fields"]) {
+    if (f["name"] == "status_code") {
+      found = true;
+      CHECK(f["type"] == "int");
+    }
+  }
+  CHECK(found);
+  CHECK(s["maps"].size() == 2);
+}
+
+}  // namespace clio::console

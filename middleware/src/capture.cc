@@ -172,12 +172,14 @@ struct Capture::Hooks {
   static void end(int slot, const mg_connection* conn, int status) {
     RequestContext& t = t_request;
     if (t.capture != nullptr && t.record) {
+      const int64_t self0 = t.capture->options_.measure_self_time ? mono_ns() : 0;
       const auto wall_end = std::chrono::steady_clock::now();
       const int64_t cpu_end = thread_cpu_ns();
       const int64_t cpu_begin = int64_t{t.cpu_begin.tv_sec} * 1000000000 + t.cpu_begin.tv_nsec;
       t.record->wall_time = std::chrono::duration<double, std::milli>(wall_end - t.wall_begin).count();
       t.record->cpu_time = static_cast<double>(cpu_end - cpu_begin) / 1e6;
       t.raw_status = status;
+      if (t.capture->options_.measure_self_time) t.self_ns += static_cast<uint64_t>(mono_ns() - self0);
     }
     const Slot& s = g_slots[slot];
     if (s.app.end_request) s.app.end_request(conn, status);
@@ -193,6 +195,8 @@ struct Capture::Hooks {
       if (c->options_.measure_self_time) {
         t.self_ns += static_cast<uint64_t>(mono_ns() - self0);
         c->self_ns_.fetch_add(t.self_ns, std::memory_order_relaxed);
+        const size_t bucket = std::min<size_t>(t.self_ns / 50, Capture::kHistBuckets - 1);
+        c->self_hist_[bucket].fetch_add(1, std::memory_order_relaxed);
       }
       t.capture = nullptr;
     }
@@ -314,6 +318,16 @@ Capture::Stats Capture::stats() const {
   s.excluded = excluded_.load(std::memory_order_relaxed);
   s.bytes_unparsed = bytes_unparsed_.load(std::memory_order_relaxed);
   s.self_ns = self_ns_.load(std::memory_order_relaxed);
+  uint64_t total = 0;
+  for (const auto& b : self_hist_) total += b.load(std::memory_order_relaxed);
+  uint64_t seen = 0;
+  for (size_t i = 0; i < kHistBuckets && total > 0; ++i) {
+    seen += self_hist_[i].load(std::memory_order_relaxed);
+    const uint64_t upper = (i + 1) * 50;
+    if (s.self_p50_ns == 0 && seen * 2 >= total) s.self_p50_ns = upper;
+    if (s.self_p90_ns == 0 && seen * 10 >= total * 9) s.self_p90_ns = upper;
+    if (s.self_p99_ns == 0 && seen * 100 >= total * 99) s.self_p99_ns = upper;
+  }
   return s;
 }
 

@@ -3,6 +3,9 @@
 // whose turn it is, so a push is one CAS on the tail plus two stores.
 #include "clio/middleware/record_queue.h"
 
+#include <algorithm>
+#include <thread>
+
 namespace clio {
 namespace {
 
@@ -72,27 +75,39 @@ bool RecordQueue::pop_one(std::unique_ptr<Record>& out) {
 
 size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t max,
                               std::chrono::milliseconds wait) {
-  size_t n = 0;
-  std::unique_ptr<Record> r;
-  while (n < max && pop_one(r)) {
-    out.push_back(std::move(r));
-    ++n;
+  using Clock = std::chrono::steady_clock;
+  auto drain = [&] {
+    size_t n = 0;
+    std::unique_ptr<Record> r;
+    while (n < max && pop_one(r)) {
+      out.push_back(std::move(r));
+      ++n;
+    }
+    return n;
+  };
+  size_t n = drain();
+  auto now = Clock::now();
+  const auto deadline = now + wait;
+  // While records flow, poll every millisecond: producers then never see
+  // sleeping_ and never make a system call. After kIdleBeforeSleep without
+  // records, park on the condition variable and let the next push wake us.
+  while (n == 0 && now < deadline && !closed_.load(std::memory_order_acquire)) {
+    if (now - last_nonempty_ < kIdleBeforeSleep) {
+      std::this_thread::sleep_for(std::min<Clock::duration>(kPollInterval, deadline - now));
+    } else {
+      std::unique_lock<std::mutex> lock(mu_);
+      sleeping_.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      const uint64_t pos = head_.load(std::memory_order_relaxed);
+      const uint64_t seq = slots_[pos & mask_].seq.load(std::memory_order_acquire);
+      const bool empty = static_cast<int64_t>(seq - (pos + 1)) < 0;
+      if (empty && !closed_.load(std::memory_order_acquire)) cv_.wait_until(lock, deadline);
+      sleeping_.store(false, std::memory_order_relaxed);
+    }
+    n = drain();
+    now = Clock::now();
   }
-  if (n > 0 || wait.count() <= 0 || closed_.load(std::memory_order_acquire)) return n;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    sleeping_.store(true, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    const uint64_t pos = head_.load(std::memory_order_relaxed);
-    const uint64_t seq = slots_[pos & mask_].seq.load(std::memory_order_acquire);
-    const bool empty = static_cast<int64_t>(seq - (pos + 1)) < 0;
-    if (empty && !closed_.load(std::memory_order_acquire)) cv_.wait_for(lock, wait);
-    sleeping_.store(false, std::memory_order_relaxed);
-  }
-  while (n < max && pop_one(r)) {
-    out.push_back(std::move(r));
-    ++n;
-  }
+  if (n > 0) last_nonempty_ = now;
   return n;
 }
 

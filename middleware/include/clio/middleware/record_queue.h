@@ -38,8 +38,14 @@ class RecordQueue {
 
   // Moves up to `max` records into `out` (appending), waiting up to `wait`
   // for the first one. Returns the number moved; 0 on timeout or after close().
+  // While records keep arriving the consumer polls every kPollInterval (so a
+  // record waits at most about 1 ms and producers never wake anyone); after
+  // kIdleBeforeSleep with none it sleeps until a producer wakes it.
   size_t pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t max,
                    std::chrono::milliseconds wait);
+
+  static constexpr std::chrono::milliseconds kPollInterval{1};
+  static constexpr std::chrono::milliseconds kIdleBeforeSleep{200};
 
   // Wakes the consumer; later pops return what is left without waiting.
   void close();
@@ -69,6 +75,8 @@ class RecordQueue {
   std::condition_variable cv_;
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> closed_{false};
+  // Owned by the consumer thread.
+  std::chrono::steady_clock::time_point last_nonempty_{};
 };
 
 }  // namespace clio

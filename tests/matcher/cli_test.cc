@@ -1,0 +1,177 @@
+// The `clio` tool, run as a separate process on temp files.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#ifndef CLIO_BIN
+#error "CLIO_BIN must name the clio executable"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int status;
+  std::string out;
+  std::string err;
+};
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "clio-cli-XXXXXX").string();
+    if (mkdtemp(t.data()) == nullptr) std::abort();
+    path_ = t;
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string file(const std::string& name, const std::string& content) const {
+    const fs::path p = path_ / name;
+    std::ofstream(p) << content;
+    return p.string();
+  }
+  fs::path path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+Run run(const TempDir& d, const std::string& args, const std::string& stdin_file = "/dev/null") {
+  const std::string out = (d.path() / "out.txt").string(), err = (d.path() / "err.txt").string();
+  const std::string cmd = quote(CLIO_BIN) + " " + args + " <" + quote(stdin_file) + " >" + quote(out) + " 2>" + quote(err);
+  const int rc = std::system(cmd.c_str());
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
+}
+
+const char* kRecords =
+    R"({"id":1,"method":"GET","path":"/api/a","status_code":200,"wall_time":12,"remote_ip":"10.0.0.1","headers":{"User-Agent":"curl/8"}})"
+    "\n"
+    R"({"id":2,"method":"POST","path":"/api/b","status_code":503,"wall_time":2500,"remote_ip":"10.0.0.2","headers":{}})"
+    "\n\n"
+    R"({"id":3,"method":"GET","path":"/static/x.js","status_code":404,"wall_time":1,"remote_ip":"192.168.1.1"})"
+    "\n";
+
+}  // namespace
+
+TEST_CASE("clio check prints the canonical form") {
+  TempDir d;
+  Run r = run(d, "check " + quote("c:5xx wall > 2s -m:OPTIONS"));
+  CHECK(r.status == 0);
+  CHECK(r.out == "status_code:5xx and wall_time > 2000 and not method:\"options\"\n");
+}
+
+TEST_CASE("clio check shows the error with a caret under the span") {
+  TempDir d;
+  Run r = run(d, "check " + quote("status >= 500 and stauts = 1"));
+  CHECK(r.status == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("unknown field 'stauts'") != std::string::npos);
+  CHECK(r.err.find("  status >= 500 and stauts = 1\n                    ^^^^^^\n") != std::string::npos);
+  CHECK(r.err.find("did you mean 'status'?") != std::string::npos);
+  // Carets count characters, not bytes.
+  Run u = run(d, "check " + quote("héllo wörld = 1"));
+  CHECK(u.status == 2);
+  CHECK(u.err.find("\n        ^^^^^\n") != std::string::npos);  // "wörld": 6 columns in, 5 wide
+}
+
+TEST_CASE("clio match prints matching records unchanged, from files and stdin") {
+  TempDir d;
+  const std::string f = d.file("r.jsonl", kRecords);
+  Run r = run(d, "match " + quote("status >= 400") + " " + quote(f));
+  CHECK(r.status == 0);
+  std::istringstream lines(kRecords);
+  std::string l1, l2, blank, l3;
+  std::getline(lines, l1);
+  std::getline(lines, l2);
+  std::getline(lines, blank);
+  std::getline(lines, l3);
+  CHECK(r.out == l2 + "\n" + l3 + "\n");
+  Run s = run(d, "match " + quote("h.user-agent:curl"), f);
+  CHECK(s.status == 0);
+  CHECK(s.out == l1 + "\n");
+  Run t = run(d, "match " + quote("ip:10.0.0.0/8") + " - " + quote(f), f);
+  CHECK(t.out == l1 + "\n" + l2 + "\n" + l1 + "\n" + l2 + "\n");
+}
+
+TEST_CASE("clio match --queries prints one line per record with sorted query line numbers") {
+  TempDir d;
+  const std::string f = d.file("r.jsonl", kRecords);
+  const std::string q = d.file("q.txt", "status = 200\nmethod = GET\nwall > 1s\npath:api\nnot ip:10.0.0.0/8\n");
+  Run r = run(d, "match --queries " + quote(q) + " " + quote(f));
+  CHECK(r.status == 0);
+  CHECK(r.out ==
+        "{\"record\": 0, \"matches\": [0, 1, 3]}\n"
+        "{\"record\": 1, \"matches\": [2, 3]}\n"
+        "{\"record\": 2, \"matches\": [1, 4]}\n");
+}
+
+TEST_CASE("clio match --queries reports a bad query line and exits 2") {
+  TempDir d;
+  const std::string f = d.file("r.jsonl", kRecords);
+  const std::string q = d.file("q.txt", "status = 200\nstatus = = 1\nmethod = GET\n");
+  Run r = run(d, "match --queries " + quote(q) + " " + quote(f));
+  CHECK(r.status == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("q.txt:2 (query 1)") != std::string::npos);
+}
+
+TEST_CASE("--stats prints one JSON line on stderr") {
+  TempDir d;
+  const std::string f = d.file("r.jsonl", kRecords);
+  Run r = run(d, "match --stats " + quote("method = GET") + " " + quote(f));
+  CHECK(r.status == 0);
+  for (const char* key : {"\"subscriptions\": 1", "\"records\": 3", "\"match_seconds\": ", "\"records_per_second\": ",
+                          "\"us_per_record\": ", "\"matches\": 2"}) {
+    CHECK_MESSAGE(r.err.find(key) != std::string::npos, key);
+  }
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
+
+TEST_CASE("bad records are reported, skipped, and make the exit status 1") {
+  TempDir d;
+  const std::string f = d.file("r.jsonl", std::string("{not json\n") + kRecords + "[1,2]\n");
+  Run r = run(d, "match --queries " + quote(d.file("q.txt", "method = GET\n")) + " " + quote(f));
+  CHECK(r.status == 1);
+  CHECK(r.out ==
+        "{\"record\": 1, \"matches\": [0]}\n"
+        "{\"record\": 2, \"matches\": []}\n"
+        "{\"record\": 3, \"matches\": [0]}\n");
+  CHECK(r.err.find("r.jsonl:1: record 0 skipped") != std::string::npos);
+  CHECK(r.err.find("record 4 skipped") != std::string::npos);
+  Run missing = run(d, "match " + quote("a") + " /nonexistent/file");
+  CHECK(missing.status == 1);
+  CHECK(missing.err.find("cannot open") != std::string::npos);
+}
+
+TEST_CASE("usage errors exit 2") {
+  TempDir d;
+  CHECK(run(d, "").status == 2);
+  CHECK(run(d, "frobnicate").status == 2);
+  CHECK(run(d, "match").status == 2);
+  CHECK(run(d, "match --bogus x").status == 2);
+  CHECK(run(d, "check").status == 2);
+}

@@ -1,0 +1,96 @@
+// Helpers for the console's browser tests: starting clio_demo on a fixed admin
+// key, logging in, driving the query box and chips, reading the table, and
+// sending requests to the demo app from node (127.0.0.1 only).
+import { readFile } from 'node:fs/promises';
+import { startProcess, waitFor } from './harness.mjs';
+
+export const DEMO_BIN = process.env.CLIO_DEMO_BIN;
+
+// Starts clio_demo; resolves to {proc, port, base, console, loginUrl}.
+// `loginUrl` is the one-time login link the demo prints.
+export async function startDemo({ key, db, traffic = 0, port = 0, extraArgs = [] }) {
+  const proc = startProcess(DEMO_BIN, ['--port', String(port), '--db', db, '--traffic', String(traffic), ...extraArgs], {
+    readyPattern: /listening on http:\/\/127\.0\.0\.1:(\d+)\//,
+    env: { CLIO_ADMIN_KEY: key },
+  });
+  const p = Number(await proc.ready);
+  const base = `http://127.0.0.1:${p}`;
+  // The console and one-time login lines follow the listening line.
+  const loginUrl = await waitFor(() => (proc.output().match(/login[^:\n]*: (http:\/\/\S+)/) || [])[1],
+    { timeoutMs: 10000, what: 'the one-time login line' }).catch(() => null);
+  return { proc, port: p, base, console: `${base}/_clio/`, loginUrl };
+}
+
+// Logs in through the form and waits for the console to connect.
+export async function loginWithForm(page, demo, key) {
+  await page.goto(`${demo.base}/_clio/login`);
+  await page.fill('#key', key);
+  await Promise.all([page.waitForURL(/\/_clio\/(#.*)?$/, { timeout: 15000 }), page.click('button[type=submit]')]);
+  await waitConnected(page);
+}
+
+export async function waitConnected(page, timeout = 20000) {
+  await page.waitForSelector('#conn[data-state="open"]', { timeout });
+}
+
+// Types a query into the box, presses Enter and waits for its chip.
+// Returns the chip's subscription id.
+export async function subscribe(page, query) {
+  const before = await page.$$eval('#chips .chip', (cs) => cs.map((c) => c.dataset.id));
+  await page.fill('#q', query);
+  await page.press('#q', 'Escape');
+  await page.press('#q', 'Enter');
+  const id = await waitFor(async () => {
+    const ids = await page.$$eval('#chips .chip', (cs) => cs.map((c) => c.dataset.id));
+    return ids.find((x) => !before.includes(x));
+  }, { timeoutMs: 10000, what: `a chip for ${query}` });
+  return id;
+}
+
+export async function removeChip(page, id) {
+  await page.click(`#chips .chip[data-id="${id}"] .cx`);
+  await page.waitForSelector(`#chips .chip[data-id="${id}"]`, { state: 'detached', timeout: 10000 });
+}
+
+export const chipCount = (page, id) => page.$eval(`#chips .chip[data-id="${id}"]`, (c) => Number(c.dataset.count));
+export const rowCount = (page) => page.$eval('#row-count', (e) => Number(e.dataset.rows || 0));
+export const newCount = (page) => page.$eval('#new-count', (e) => Number(e.dataset.count || 0));
+
+// The cells of the rows currently drawn, as {column: text} objects.
+export function visibleRows(page) {
+  return page.$$eval('#table .tr:not([hidden])', (trs) => trs.map((tr) => {
+    const o = {};
+    for (const td of tr.children) {
+      const k = [...td.classList].find((c) => c.startsWith('c-'));
+      if (k) o[k.slice(2)] = td.textContent;
+    }
+    return o;
+  }));
+}
+
+// Clicks an export menu item and returns the downloaded text.
+export async function exportText(page, itemId) {
+  const [dl] = await Promise.all([
+    page.waitForEvent('download', { timeout: 15000 }),
+    (async () => { await page.click('#export-btn'); await page.click(`#${itemId}`); })(),
+  ]);
+  return readFile(await dl.path(), 'utf8');
+}
+
+// Sends one request to the demo app; resolves to the status.
+export async function hit(base, path, { method = 'GET', headers = {}, body } = {}) {
+  const res = await fetch(base + path, { method, headers, body });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+// Sends `n` requests, at most `concurrency` at a time.
+export async function hitMany(base, paths, concurrency = 8) {
+  const queue = paths.slice();
+  const workers = Array.from({ length: concurrency }, async () => {
+    while (queue.length) await hit(base, queue.shift());
+  });
+  await Promise.all(workers);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

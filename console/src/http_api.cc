@@ -21,8 +21,8 @@ namespace {
 constexpr const char* kSessionCookie = "clio_session";
 constexpr const char* kCsrfHeader = "X-Clio-CSRF";
 
-// Page-only asset that may be fetched before logging in.
-bool public_route(std::string_view route) { return route == "login" || route == "login.html"; }
+// The login form and its script: the only things served before logging in.
+bool public_route(std::string_view route) { return route == "login" || route == "login.js"; }
 
 bool is_upgrade(const mg_connection* conn) {
   const char* up = mg_get_header(conn, "Upgrade");

@@ -1,4 +1,5 @@
 #include <civetweb.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -42,7 +43,7 @@ json subscription_json(const Subscription& s) {
 }
 
 // {"subscriptions":[ids],"record":<json>}
-std::string item_text(const std::vector<uint64_t>& ids, const std::string& record_json) {
+std::string item_text(const std::vector<uint64_t>& ids, std::string_view record_json) {
   std::string s = "{\"subscriptions\":[";
   for (size_t i = 0; i < ids.size(); ++i) {
     if (i) s.push_back(',');
@@ -173,7 +174,10 @@ Status Inspector::Impl::attach(mg_context* c) {
   mg_set_auth_handler(ctx, opts.prefix.c_str(), &Impl::handle_auth, this);
   mg_set_request_handler(ctx, opts.prefix.c_str(), &Impl::handle_request, this);
   running = true;
-  dispatcher = std::thread([this] { run_dispatcher(); });
+  dispatcher = std::thread([this] {
+    pthread_setname_np(pthread_self(), "clio-dispatch");
+    run_dispatcher();
+  });
   return Status::Ok();
 }
 
@@ -356,23 +360,14 @@ Result<std::vector<std::shared_ptr<const Record>>> Inspector::Impl::search(const
   }
   if (out.size() >= limit) return out;
   if (!recent.empty() && recent.size() < opts.memory_records) return out;  // the ring holds everything
-  // Older records from the store, page by page, bounded by what it keeps.
+  // Older records from the store, newest first, bounded by what it keeps.
   if (Status s = store->flush(); !s.ok()) return s;
-  uint64_t before = recent.empty() ? 0 : oldest;
-  size_t scanned = 0;
-  while (out.size() < limit && scanned < opts.stored_records) {
-    auto page = store->recent(512, before);
-    if (!page.ok()) return page.status();
-    if (page->empty()) break;
-    for (Record& r : *page) {
-      before = r.id;
-      ++scanned;
-      if (q == nullptr || q->matches(HttpRecordView(r))) {
-        out.push_back(std::make_shared<const Record>(std::move(r)));
-        if (out.size() >= limit) break;
-      }
-    }
-  }
+  const uint64_t before = recent.empty() ? 0 : oldest;
+  Status s = store->scan(before, opts.stored_records, [&](Record&& r) {
+    if (q == nullptr || q->matches(HttpRecordView(r))) out.push_back(std::make_shared<const Record>(std::move(r)));
+    return out.size() < limit;
+  });
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -408,21 +403,26 @@ void Inspector::Impl::run_dispatcher() {
 }
 
 void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch) {
+  // Each record is encoded once; the text serves the store's chunk, the
+  // JSON-lines log and the channel messages.
+  RecordChunk chunk;
+  chunk.first_id = next_id + 1;
+  chunk.count = batch.size();
+  chunk.min_time = batch.front()->time;
+  chunk.max_time = batch.front()->time;
+  std::vector<std::pair<size_t, size_t>> spans;  // (offset, length) of each record's JSON in chunk.jsonl
+  spans.reserve(batch.size());
   std::vector<std::shared_ptr<const Record>> records;
   records.reserve(batch.size());
-  std::string lines;
   for (auto& r : batch) {
     r->id = ++next_id;
-    if (jsonl) {
-      append_json(*r, lines);
-      lines.push_back('\n');
-    }
-    store->append(*r);
+    chunk.min_time = std::min(chunk.min_time, r->time);
+    chunk.max_time = std::max(chunk.max_time, r->time);
+    const size_t at = chunk.jsonl.size();
+    append_json(*r, chunk.jsonl);
+    spans.emplace_back(at, chunk.jsonl.size() - at);
+    chunk.jsonl.push_back('\n');
     records.emplace_back(std::move(r));
-  }
-  if (jsonl && !lines.empty()) {
-    std::fwrite(lines.data(), 1, lines.size(), jsonl);
-    std::fflush(jsonl);
   }
   {
     std::lock_guard<std::mutex> lock(ring_mu);
@@ -436,9 +436,9 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
   std::unordered_map<std::string, std::vector<Item>> out;
   std::vector<uint64_t> ids;
   std::unordered_map<std::string, std::vector<uint64_t>> by_client;
-  for (const auto& r : records) {
+  for (size_t k = 0; k < records.size(); ++k) {
     ids.clear();
-    matcher->match(HttpRecordView(*r), ids);
+    matcher->match(HttpRecordView(*records[k]), ids);
     if (ids.empty()) continue;
     std::sort(ids.begin(), ids.end());
     by_client.clear();
@@ -452,9 +452,14 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
       }
     }
     matched.fetch_add(ids.size(), std::memory_order_relaxed);
-    const std::string json_text = to_json(*r);
+    const std::string_view json_text(chunk.jsonl.data() + spans[k].first, spans[k].second);
     for (auto& [client, sub_ids] : by_client) out[client].push_back({item_text(sub_ids, json_text), sub_ids.size()});
   }
+  if (jsonl) {
+    std::fwrite(chunk.jsonl.data(), 1, chunk.jsonl.size(), jsonl);
+    std::fflush(jsonl);
+  }
+  store->append_chunk(std::move(chunk));
   for (const auto& [client, items] : out) send_items(client, items);
   dispatched.fetch_add(records.size(), std::memory_order_release);
 }

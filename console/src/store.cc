@@ -2,6 +2,9 @@
 // (result codes, statements, transactions) behind clio::Status.
 #include "clio/console/store.h"
 
+#include <pthread.h>
+#include <time.h>
+
 #include <sqlite3.h>
 
 #include <openssl/err.h>
@@ -10,8 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
-#include <iterator>
 #include <limits>
 #include <mutex>
 #include <system_error>
@@ -27,9 +30,12 @@ namespace {
     if (!status_.ok()) return status_;  \
   } while (0)
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr uint64_t kMaxId = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 constexpr size_t kMaxSecretBytes = 4096;
+// scan() and recent() read chunks in groups of about this many bytes per
+// lock of the reader connection.
+constexpr size_t kReadGroupBytes = size_t{1} << 20;
 
 // Every statement the store runs. Statements are cached per connection by
 // the address of these constants.
@@ -43,9 +49,28 @@ CREATE TABLE IF NOT EXISTS subscriptions(
   created REAL NOT NULL,
   lease_expires REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS subscriptions_by_client ON subscriptions(client_id);
-CREATE TABLE IF NOT EXISTS records(id INTEGER PRIMARY KEY, time REAL, json TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS records_by_time ON records(time);
+CREATE TABLE IF NOT EXISTS chunks(
+  first_id INTEGER PRIMARY KEY,
+  last_id INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  min_time REAL,
+  max_time REAL,
+  body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_by_max_time ON chunks(max_time);
 )sql";
+// Version 1 kept one row per record in `records`; its highest id survives
+// in meta, then the table goes.
+constexpr const char* kHasV1Records =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'";
+constexpr const char* kMigrateV1 = R"sql(
+INSERT INTO meta(key, value) SELECT 'max_record_id', coalesce(max(id), 0) FROM records WHERE true
+  ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value);
+DROP TABLE records;
+)sql";
+// 64 KiB pages: a chunk spans few pages, so the writer makes few system
+// calls (measured: 4 KiB pages cost the writer over twice the CPU).
+constexpr const char* kPageSize = "PRAGMA page_size=65536";
+constexpr const char* kWal = "PRAGMA journal_mode=WAL";
 constexpr const char* kBegin = "BEGIN IMMEDIATE";
 constexpr const char* kCommit = "COMMIT";
 constexpr const char* kUserVersion = "PRAGMA user_version";
@@ -67,18 +92,24 @@ constexpr const char* kDeleteExpired =
     "DELETE FROM subscriptions WHERE lease_expires > 0 AND lease_expires <= ?1";
 constexpr const char* kLoadSubs =
     "SELECT id, client_id, query, created, lease_expires FROM subscriptions ORDER BY id";
-constexpr const char* kInsertRecord =
-    "INSERT OR REPLACE INTO records(id, time, json) VALUES(?1, ?2, ?3)";
-constexpr const char* kPruneByAge = "DELETE FROM records WHERE time < ?1";
-constexpr const char* kPruneByCount =
-    "DELETE FROM records WHERE id <= "
-    "(SELECT id FROM records ORDER BY id DESC LIMIT 1 OFFSET ?1)";
-constexpr const char* kRecent = "SELECT id, json FROM records ORDER BY id DESC LIMIT ?1";
-constexpr const char* kRecentBefore =
-    "SELECT id, json FROM records WHERE id < ?2 ORDER BY id DESC LIMIT ?1";
+constexpr const char* kInsertChunk =
+    "INSERT INTO chunks(first_id, last_id, count, min_time, max_time, body) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+// The chunks holding any id in [?1, ?2]: chunks never overlap, so only the
+// last one starting below ?1 can reach into the range.
+constexpr const char* kDeleteOverlapping =
+    "DELETE FROM chunks WHERE first_id BETWEEN "
+    "coalesce((SELECT first_id FROM chunks WHERE first_id < ?1 ORDER BY first_id DESC LIMIT 1), ?1) "
+    "AND ?2 AND last_id >= ?1 RETURNING count";
+constexpr const char* kPruneByAge = "DELETE FROM chunks WHERE max_time < ?1 RETURNING count";
+constexpr const char* kOldestChunks = "SELECT first_id, count FROM chunks ORDER BY first_id";
+constexpr const char* kPruneThrough = "DELETE FROM chunks WHERE first_id <= ?1";
+constexpr const char* kStoredRecords = "SELECT coalesce(sum(count), 0) FROM chunks";
+constexpr const char* kReadChunks =
+    "SELECT first_id, count, body FROM chunks WHERE first_id <= ?1 ORDER BY first_id DESC";
 constexpr const char* kMaxRecordId =
     "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'max_record_id'), 0), "
-    "coalesce((SELECT max(id) FROM records), 0))";
+    "coalesce((SELECT last_id FROM chunks ORDER BY first_id DESC LIMIT 1), 0))";
 
 constexpr const char* kMetaNextSubscription = "next_subscription_id";
 constexpr const char* kMetaMaxRecord = "max_record_id";
@@ -282,8 +313,9 @@ bool is_memory_path(const std::string& path) {
 
 Status validate(const StoreOptions& o) {
   if (o.path.empty()) return Status::InvalidArgument("clio store: options.path is empty");
-  if (o.writer_queue_records == 0) {
-    return Status::InvalidArgument("clio store: options.writer_queue_records must be >= 1");
+  if (o.writer_queue_records == 0 || o.writer_queue_bytes == 0) {
+    return Status::InvalidArgument(
+        "clio store: options.writer_queue_records and writer_queue_bytes must be >= 1");
   }
   if (o.max_batch_records == 0) {
     return Status::InvalidArgument("clio store: options.max_batch_records must be >= 1");
@@ -296,46 +328,115 @@ Status validate(const StoreOptions& o) {
 
 // Sets per-connection pragmas.
 Status configure(Conn& conn) {
-  return conn.Exec("PRAGMA synchronous=NORMAL", "cannot set synchronous mode");
+  return conn.Exec("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=256",
+                   "cannot set synchronous mode");
 }
 
-// Switches to WAL, creates or checks the schema, and proves the database can
-// be written with a write transaction on `meta`.
+// The first column of the one row `sql` returns (0 if it returns none).
+Result<int64_t> scalar(Conn& conn, const char* sql, std::string_view what) {
+  auto prepared = conn.Prepare(sql);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  auto row = s.Step(what);
+  if (!row.ok()) return row.status();
+  return *row ? s.Int(0) : int64_t{0};
+}
+
+// Switches to WAL, creates, migrates or checks the schema, and proves the
+// database can be written with a write transaction on `meta`.
 Status prepare_database(Conn& conn, bool memory) {
+  // Takes effect on a new database, and on the VACUUM after a migration.
+  CLIO_RETURN_IF_ERROR(conn.Exec(kPageSize, "cannot set the page size"));
   if (!memory) {
-    auto mode = conn.Prepare("PRAGMA journal_mode=WAL", "cannot read the database");
+    auto mode = scalar(conn, kWal, "cannot switch to WAL mode");
     if (!mode.ok()) return mode.status();
-    Stmt s(conn, *mode);
-    auto row = s.Step("cannot switch to WAL mode");
-    if (!row.ok()) return row.status();
   }
   CLIO_RETURN_IF_ERROR(configure(conn));
   Txn txn(conn);
   CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a write transaction"));
-  int64_t version = 0;
-  {
-    auto prepared = conn.Prepare(kUserVersion);
-    if (!prepared.ok()) return prepared.status();
-    Stmt s(conn, *prepared);
-    auto row = s.Step("cannot read the schema version");
-    if (!row.ok()) return row.status();
-    if (*row) version = s.Int(0);
-  }
-  if (version > kSchemaVersion) {
-    return Status::Unavailable("clio store: database schema version " + std::to_string(version) +
+  auto version = scalar(conn, kUserVersion, "cannot read the schema version");
+  if (!version.ok()) return version.status();
+  if (*version > kSchemaVersion) {
+    return Status::Unavailable("clio store: database schema version " + std::to_string(*version) +
                                " is newer than this build supports (" +
                                std::to_string(kSchemaVersion) + ")");
   }
-  if (version < kSchemaVersion) {
+  bool migrated = false;
+  if (*version < kSchemaVersion) {
     CLIO_RETURN_IF_ERROR(conn.Exec(kSchema, "cannot create the schema"));
-    CLIO_RETURN_IF_ERROR(conn.Exec("PRAGMA user_version = 1", "cannot set the schema version"));
+    auto v1 = scalar(conn, kHasV1Records, "cannot read the schema");
+    if (!v1.ok()) return v1.status();
+    if (*v1 > 0) {
+      CLIO_RETURN_IF_ERROR(conn.Exec(kMigrateV1, "cannot migrate the version 1 records table"));
+      migrated = true;
+    }
+    CLIO_RETURN_IF_ERROR(conn.Exec("PRAGMA user_version = 2", "cannot set the schema version"));
   }
   CLIO_RETURN_IF_ERROR(run(conn, kSetMeta, "cannot write to the database", [](Stmt& s) {
     s.BindText(1, "opened_at");
     s.Bind(2, unix_now());
   }));
-  return txn.Commit("cannot commit to the database");
+  CLIO_RETURN_IF_ERROR(txn.Commit("cannot commit to the database"));
+  if (migrated && !memory) {
+    // Rebuilds the (now small) file with the new page size. WAL forbids
+    // changing it, and VACUUM fails while another process has the file
+    // open; the store works with any page size, so that failure is ignored.
+    (void)conn.Exec("PRAGMA journal_mode=DELETE; VACUUM", "cannot rebuild the database");
+    auto mode = scalar(conn, kWal, "cannot switch to WAL mode");
+    if (!mode.ok()) return mode.status();
+  }
+  return Status::Ok();
 }
+
+// Counts the '\n' in `text`.
+size_t count_lines(std::string_view text) {
+  size_t n = 0;
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  while (p < end) {
+    const void* nl = std::memchr(p, '\n', static_cast<size_t>(end - p));
+    if (nl == nullptr) break;
+    ++n;
+    p = static_cast<const char*>(nl) + 1;
+  }
+  return n;
+}
+
+// A chunk append_chunk() accepts: see store.h.
+bool well_formed(const RecordChunk& c) {
+  return c.count > 0 && c.first_id >= 1 && c.first_id <= kMaxId &&
+         c.count - 1 <= kMaxId - c.first_id && !(c.min_time > c.max_time) &&
+         !c.jsonl.empty() && c.jsonl.back() == '\n' && count_lines(c.jsonl) == c.count;
+}
+
+uint64_t thread_cpu_ns() {
+  timespec ts{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// Runs a cached DELETE ... RETURNING count and returns the sum of the counts.
+template <typename Bind>
+Result<uint64_t> delete_counting(Conn& conn, const char* sql, std::string_view what, Bind bind) {
+  auto prepared = conn.Prepare(sql);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  bind(s);
+  uint64_t n = 0;
+  for (;;) {
+    auto row = s.Step(what);
+    if (!row.ok()) return row.status();
+    if (!*row) return n;
+    n += static_cast<uint64_t>(s.Int(0));
+  }
+}
+
+// A chunk as read back: its ids and its JSON lines.
+struct StoredChunk {
+  uint64_t first_id = 0;
+  uint64_t count = 0;
+  std::string body;
+};
 
 }  // namespace
 
@@ -346,62 +447,92 @@ struct Store::Impl {
   StoreOptions options;
   std::vector<std::unique_ptr<Conn>> conns;  // one for :memory:, three for a file
   bool shared_conn = false;                  // all roles use conns[0]
-  Conn* writer = nullptr;  // records; used only by the writer thread (locks mu when shared)
+  Conn* writer = nullptr;  // chunks; used only by the writer thread (locks mu when shared)
   Conn* api = nullptr;     // secrets and subscriptions; guarded by api->mu
-  Conn* reader = nullptr;  // recent(), max_record_id(); guarded by reader->mu
+  Conn* reader = nullptr;  // recent(), scan(), max_record_id(); guarded by reader->mu
   std::thread thread;      // the writer thread
+
+  // Owned by the writer thread (set by open() before it starts): what the
+  // committed chunks table holds.
+  uint64_t stored_records = 0;  // sum of `count` over stored chunks
+  uint64_t max_written = 0;     // the highest id ever written
 
   mutable std::mutex mu;
   std::condition_variable work_cv;  // wakes the writer
   std::condition_variable done_cv;  // wakes flush()
   // Guarded by mu.
-  std::deque<Record> queue;
+  std::deque<RecordChunk> queue;
+  size_t queued_records = 0;  // sum of `count` over `queue`
+  size_t queued_bytes = 0;    // sum of jsonl sizes over `queue`
   std::chrono::steady_clock::time_point first_queued;  // when queue became non-empty
-  uint64_t appended_seq = 0;      // records accepted by append()
+  uint64_t appended_seq = 0;      // records accepted by append_chunk()
   uint64_t done_seq = 0;          // records committed or lost, in append order
   uint64_t flush_target = 0;      // a flush() waits for done_seq to reach this
   uint64_t last_failure_end = 0;  // done_seq after the latest failed batch
   uint64_t written = 0, dropped = 0, write_errors = 0, lost = 0;
+  uint64_t writer_cpu_ns = 0;
   Status last_error;
   bool stop = false;
 
-  bool Append(Record&& r);
+  bool Append(RecordChunk&& chunk);
   void WriterLoop();
-  Status WriteBatch(const std::vector<Record>& batch, std::string& json);
+  // Writes `batch` in one transaction; on failure nothing is written and the
+  // writer's view of the table is restored.
+  Status WriteBatch(const std::vector<RecordChunk>& batch);
+  Status WriteBatchTxn(Conn& conn, const std::vector<RecordChunk>& batch);
+  Status PruneByCount(Conn& conn);
+  // Reads stored chunks with first_id <= max_id, newest first, into `out`
+  // (replacing its contents), until they hold at least `want` ids <= max_id
+  // or about kReadGroupBytes of JSON lines. Locks the reader connection.
+  Status ReadChunks(uint64_t max_id, uint64_t want, std::vector<StoredChunk>& out);
+  // scan() without the std::function: `fn` returns false to stop.
+  template <typename Fn>
+  Status Walk(uint64_t before_id, uint64_t max_records, Fn&& fn);
 };
 
-bool Store::Impl::Append(Record&& r) {
+bool Store::Impl::Append(RecordChunk&& chunk) {
+  const bool ok = well_formed(chunk);
   std::lock_guard<std::mutex> lock(mu);
-  if (queue.size() >= options.writer_queue_records || r.id == 0 || r.id > kMaxId) {
-    ++dropped;
+  if (!ok || chunk.count > options.writer_queue_records - queued_records ||
+      chunk.jsonl.size() > options.writer_queue_bytes - queued_bytes) {
+    dropped += chunk.count;
     return false;
   }
   if (queue.empty()) first_queued = std::chrono::steady_clock::now();
-  queue.push_back(std::move(r));
-  ++appended_seq;
-  if (queue.size() == 1 || queue.size() >= options.max_batch_records) work_cv.notify_one();
+  queued_records += chunk.count;
+  queued_bytes += chunk.jsonl.size();
+  appended_seq += chunk.count;
+  queue.push_back(std::move(chunk));
+  if (queue.size() == 1 || queued_records >= options.max_batch_records) work_cv.notify_one();
   return true;
 }
 
 void Store::Impl::WriterLoop() {
-  std::vector<Record> batch;
-  std::string json;
+  std::vector<RecordChunk> batch;
   std::unique_lock<std::mutex> lock(mu);
   for (;;) {
     work_cv.wait(lock, [&] { return stop || !queue.empty(); });
     if (queue.empty()) return;  // stopping, nothing left
     work_cv.wait_until(lock, first_queued + options.flush_interval, [&] {
-      return stop || flush_target > done_seq || queue.size() >= options.max_batch_records;
+      return stop || flush_target > done_seq || queued_records >= options.max_batch_records;
     });
-    const size_t n = std::min(queue.size(), options.max_batch_records);
-    batch.assign(std::make_move_iterator(queue.begin()),
-                 std::make_move_iterator(queue.begin() + static_cast<ptrdiff_t>(n)));
-    queue.erase(queue.begin(), queue.begin() + static_cast<ptrdiff_t>(n));
+    size_t n = 0, bytes = 0;
+    while (!queue.empty() && (batch.empty() || n < options.max_batch_records)) {
+      n += queue.front().count;
+      bytes += queue.front().jsonl.size();
+      batch.push_back(std::move(queue.front()));
+      queue.pop_front();
+    }
+    queued_records -= n;
+    queued_bytes -= bytes;
     if (!queue.empty()) first_queued = std::chrono::steady_clock::now();
     lock.unlock();
-    Status s = WriteBatch(batch, json);
+    Status s = WriteBatch(batch);
+    batch.clear();
+    const uint64_t cpu = thread_cpu_ns();
     lock.lock();
     done_seq += n;
+    writer_cpu_ns = cpu;
     if (s.ok()) {
       written += n;
     } else {
@@ -410,42 +541,156 @@ void Store::Impl::WriterLoop() {
       last_error = std::move(s);
       last_failure_end = done_seq;
     }
-    batch.clear();
     done_cv.notify_all();
   }
 }
 
-Status Store::Impl::WriteBatch(const std::vector<Record>& batch, std::string& json) {
+Status Store::Impl::WriteBatch(const std::vector<RecordChunk>& batch) {
   std::unique_lock<std::mutex> shared_lock(writer->mu, std::defer_lock);
   if (shared_conn) shared_lock.lock();
-  Conn& conn = *writer;
+  const uint64_t stored_before = stored_records;
+  const uint64_t max_before = max_written;
+  Status s = WriteBatchTxn(*writer, batch);
+  if (!s.ok()) {  // rolled back
+    stored_records = stored_before;
+    max_written = max_before;
+  }
+  return s;
+}
+
+Status Store::Impl::WriteBatchTxn(Conn& conn, const std::vector<RecordChunk>& batch) {
   Txn txn(conn);
   CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a record batch"));
-  auto insert = conn.Prepare(kInsertRecord);
+  auto insert = conn.Prepare(kInsertChunk);
   if (!insert.ok()) return insert.status();
-  int64_t max_id = 0;
-  for (const Record& r : batch) {
-    json.clear();
-    append_json(r, json);
+  for (const RecordChunk& c : batch) {
+    const uint64_t last = c.first_id + (c.count - 1);
+    if (c.first_id <= max_written) {  // may overlap stored chunks: replace them
+      auto removed = delete_counting(conn, kDeleteOverlapping, "cannot replace records",
+                                     [&](Stmt& s) {
+                                       s.Bind(1, static_cast<int64_t>(c.first_id));
+                                       s.Bind(2, static_cast<int64_t>(last));
+                                     });
+      if (!removed.ok()) return removed.status();
+      stored_records -= std::min(stored_records, *removed);
+    }
     Stmt s(conn, *insert);
-    s.Bind(1, static_cast<int64_t>(r.id));
-    s.Bind(2, r.time);  // a non-finite time binds as NULL: pruned by count only
-    s.BindText(3, json);
-    CLIO_RETURN_IF_ERROR(s.Run("cannot insert record"));
-    max_id = std::max(max_id, static_cast<int64_t>(r.id));
+    s.Bind(1, static_cast<int64_t>(c.first_id));
+    s.Bind(2, static_cast<int64_t>(last));
+    s.Bind(3, static_cast<int64_t>(c.count));
+    s.Bind(4, c.min_time);  // a non-finite time binds as NULL
+    s.Bind(5, c.max_time);
+    s.BindBlob(6, c.jsonl);
+    CLIO_RETURN_IF_ERROR(s.Run("cannot insert records"));
+    stored_records += c.count;
+    max_written = std::max(max_written, last);
   }
-  CLIO_RETURN_IF_ERROR(raise_meta(conn, kMetaMaxRecord, max_id));
+  CLIO_RETURN_IF_ERROR(raise_meta(conn, kMetaMaxRecord, static_cast<int64_t>(max_written)));
   if (options.max_record_age.count() > 0) {
     const double cutoff = unix_now() - static_cast<double>(options.max_record_age.count());
-    CLIO_RETURN_IF_ERROR(run(conn, kPruneByAge, "cannot prune records by age",
-                             [&](Stmt& s) { s.Bind(1, cutoff); }));
+    auto removed = delete_counting(conn, kPruneByAge, "cannot prune records by age",
+                                   [&](Stmt& s) { s.Bind(1, cutoff); });
+    if (!removed.ok()) return removed.status();
+    stored_records -= std::min(stored_records, *removed);
   }
-  if (options.max_records > 0) {
-    const auto keep = static_cast<int64_t>(std::min<uint64_t>(options.max_records, kMaxId));
-    CLIO_RETURN_IF_ERROR(run(conn, kPruneByCount, "cannot prune records by count",
-                             [&](Stmt& s) { s.Bind(1, keep); }));
+  if (options.max_records > 0 && stored_records > options.max_records) {
+    CLIO_RETURN_IF_ERROR(PruneByCount(conn));
   }
   return txn.Commit("cannot commit a record batch");
+}
+
+Status Store::Impl::PruneByCount(Conn& conn) {
+  // Walk the oldest chunks, dropping each while the rest still hold at
+  // least max_records; then delete them with one range statement.
+  uint64_t drop = 0;
+  int64_t through = 0;
+  {
+    auto prepared = conn.Prepare(kOldestChunks);
+    if (!prepared.ok()) return prepared.status();
+    Stmt s(conn, *prepared);
+    for (;;) {
+      auto row = s.Step("cannot read the oldest records");
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      const auto count = static_cast<uint64_t>(s.Int(1));
+      if (stored_records - drop < count || stored_records - drop - count < options.max_records) {
+        break;
+      }
+      drop += count;
+      through = s.Int(0);
+    }
+  }
+  if (drop == 0) return Status::Ok();
+  CLIO_RETURN_IF_ERROR(run(conn, kPruneThrough, "cannot prune records by count",
+                           [&](Stmt& s) { s.Bind(1, through); }));
+  stored_records -= drop;
+  return Status::Ok();
+}
+
+Status Store::Impl::ReadChunks(uint64_t max_id, uint64_t want, std::vector<StoredChunk>& out) {
+  out.clear();
+  Conn& conn = *reader;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  auto prepared = conn.Prepare(kReadChunks);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  s.Bind(1, static_cast<int64_t>(max_id));
+  uint64_t ids = 0;
+  size_t bytes = 0;
+  while (ids < want && bytes < kReadGroupBytes) {
+    auto row = s.Step("cannot read records");
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    StoredChunk& c = out.emplace_back();
+    c.first_id = static_cast<uint64_t>(s.Int(0));
+    c.count = static_cast<uint64_t>(std::max<int64_t>(0, s.Int(1)));
+    c.body = s.Bytes(2);
+    bytes += c.body.size();
+    const uint64_t last = c.count == 0 ? c.first_id : c.first_id + (c.count - 1);
+    ids += std::min(last, max_id) - c.first_id + 1;
+  }
+  return Status::Ok();
+}
+
+template <typename Fn>
+Status Store::Impl::Walk(uint64_t before_id, uint64_t max_records, Fn&& fn) {
+  if (before_id == 1) return Status::Ok();
+  uint64_t max_id = before_id == 0 || before_id > kMaxId ? kMaxId : before_id - 1;
+  uint64_t left = max_records;
+  std::vector<StoredChunk> group;
+  std::vector<size_t> starts;  // offsets of the lines of one chunk, and the end
+  while (left > 0 && max_id >= 1) {
+    CLIO_RETURN_IF_ERROR(ReadChunks(max_id, left, group));
+    if (group.empty()) break;
+    for (const StoredChunk& c : group) {
+      const std::string_view body = c.body;
+      starts.clear();
+      starts.push_back(0);
+      for (size_t at = body.find('\n'); at != std::string_view::npos; at = body.find('\n', at + 1)) {
+        starts.push_back(at + 1);
+      }
+      if (c.count == 0 || starts.size() - 1 != c.count || starts.back() != body.size()) {
+        return Status::Internal("clio store: stored chunk " + std::to_string(c.first_id) +
+                                " holds " + std::to_string(starts.size() - 1) +
+                                " complete lines for " + std::to_string(c.count) + " records");
+      }
+      // Lines k = newest wanted index .. 0; the id of line k is first_id + k.
+      for (uint64_t k = std::min<uint64_t>(c.count - 1, max_id - c.first_id) + 1; k-- > 0;) {
+        const uint64_t id = c.first_id + k;
+        auto record = record_from_json(body.substr(starts[k], starts[k + 1] - starts[k] - 1));
+        if (!record.ok()) {
+          return Status::Internal("clio store: stored record " + std::to_string(id) +
+                                  " does not decode: " + record.status().message());
+        }
+        record->id = id;
+        --left;
+        if (!fn(std::move(*record)) || left == 0) return Status::Ok();
+      }
+      max_id = c.first_id - 1;
+      if (max_id == 0) break;
+    }
+  }
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
@@ -456,6 +701,12 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   auto first = Conn::Open(options.path, options.busy_timeout);
   if (!first.ok()) return first.status();
   CLIO_RETURN_IF_ERROR(prepare_database(**first, impl->shared_conn));
+  auto stored = scalar(**first, kStoredRecords, "cannot count the stored records");
+  if (!stored.ok()) return stored.status();
+  auto max_id = scalar(**first, kMaxRecordId, "cannot read the highest record id");
+  if (!max_id.ok()) return max_id.status();
+  impl->stored_records = static_cast<uint64_t>(std::max<int64_t>(0, *stored));
+  impl->max_written = static_cast<uint64_t>(std::max<int64_t>(0, *max_id));
   impl->conns.push_back(std::move(*first));
   if (!impl->shared_conn) {
     for (int i = 0; i < 2; ++i) {
@@ -469,7 +720,10 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   impl->api = impl->conns[impl->shared_conn ? 0 : 1].get();
   impl->reader = impl->conns[impl->shared_conn ? 0 : 2].get();
   try {
-    impl->thread = std::thread([p = impl.get()] { p->WriterLoop(); });
+    impl->thread = std::thread([p = impl.get()] {
+      pthread_setname_np(pthread_self(), "clio-store");
+      p->WriterLoop();
+    });
   } catch (const std::system_error& e) {
     return Status::Internal(std::string("clio store: cannot start the writer thread: ") + e.what());
   }
@@ -657,8 +911,7 @@ Result<std::vector<StoredSubscription>> Store::load_subscriptions() {
 
 // --- Records
 
-bool Store::append(const Record& r) { return impl_->Append(Record(r)); }
-bool Store::append(Record&& r) { return impl_->Append(std::move(r)); }
+bool Store::append_chunk(RecordChunk chunk) { return impl_->Append(std::move(chunk)); }
 
 Status Store::flush() {
   Impl& m = *impl_;
@@ -675,42 +928,25 @@ Status Store::flush() {
 
 Result<std::vector<Record>> Store::recent(size_t limit, uint64_t before_id) {
   std::vector<Record> out;
-  if (limit == 0 || before_id == 1) return out;
-  Conn& conn = *impl_->reader;
-  std::lock_guard<std::mutex> lock(conn.mu);
-  const bool bounded = before_id != 0 && before_id <= kMaxId;
-  auto prepared = conn.Prepare(bounded ? kRecentBefore : kRecent);
-  if (!prepared.ok()) return prepared.status();
-  Stmt s(conn, *prepared);
-  s.Bind(1, static_cast<int64_t>(std::min<uint64_t>(limit, kMaxId)));
-  if (bounded) s.Bind(2, static_cast<int64_t>(before_id));
   out.reserve(std::min<size_t>(limit, 1024));
-  for (;;) {
-    auto row = s.Step("cannot read records");
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    const auto id = static_cast<uint64_t>(s.Int(0));
-    const std::string json = s.Bytes(1);
-    auto record = record_from_json(json);
-    if (!record.ok()) {
-      return Status::Internal("clio store: stored record " + std::to_string(id) +
-                              " does not decode: " + record.status().message());
-    }
-    record->id = id;
-    out.push_back(std::move(*record));
-  }
+  CLIO_RETURN_IF_ERROR(impl_->Walk(before_id, limit, [&](Record&& r) {
+    out.push_back(std::move(r));
+    return true;
+  }));
   return out;
+}
+
+Status Store::scan(uint64_t before_id, size_t max_records,
+                   const std::function<bool(Record&&)>& fn) {
+  return impl_->Walk(before_id, max_records, [&](Record&& r) { return fn(std::move(r)); });
 }
 
 Result<uint64_t> Store::max_record_id() {
   Conn& conn = *impl_->reader;
   std::lock_guard<std::mutex> lock(conn.mu);
-  auto prepared = conn.Prepare(kMaxRecordId);
-  if (!prepared.ok()) return prepared.status();
-  Stmt s(conn, *prepared);
-  auto row = s.Step("cannot read the highest record id");
-  if (!row.ok()) return row.status();
-  return *row ? static_cast<uint64_t>(std::max<int64_t>(0, s.Int(0))) : uint64_t{0};
+  auto id = scalar(conn, kMaxRecordId, "cannot read the highest record id");
+  if (!id.ok()) return id.status();
+  return static_cast<uint64_t>(std::max<int64_t>(0, *id));
 }
 
 Store::Stats Store::stats() const {
@@ -721,6 +957,7 @@ Store::Stats Store::stats() const {
   st.write_errors = impl_->write_errors;
   st.lost = impl_->lost;
   st.queued = static_cast<size_t>(impl_->appended_seq - impl_->done_seq);
+  st.writer_cpu_ns = impl_->writer_cpu_ns;
   return st;
 }
 

@@ -1,0 +1,245 @@
+// e2e_latency: the whole pipeline under load. The demo app runs in this
+// process with an Inspector; 10 consoles (WebSocket clients) hold 10
+// subscriptions each; an open-loop generator sends requests at a fixed rate,
+// each matching exactly one subscription. Every console measures the time
+// from the record's end of request (time + wall_time) to the arrival of the
+// message carrying it. Then the app's throughput (wrk on /api/hello) with the
+// inspector on vs off, alternating, in the same run.
+//
+//   e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S]
+#include <arpa/inet.h>
+#include <civetweb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "clio/console/inspector.h"
+#include "demo_app.h"
+#include "support/http_client.h"
+#include "support/ws_client.h"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+constexpr int kConsoles = 10;
+constexpr int kSubsEach = 10;
+constexpr const char* kKey = "e2e-latency-bench-key";
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+double median(std::vector<double> v) { return pct(std::move(v), 0.5); }
+
+struct Server {
+  std::unique_ptr<clio::console::Inspector> inspector;
+  mg_callbacks callbacks{};
+  mg_context* ctx = nullptr;
+  int port = 0;
+};
+
+Server start(bool with_inspector) {
+  Server s;
+  if (with_inspector) {
+    clio::console::InspectorOptions o;
+    o.db_path = ":memory:";
+    o.admin_key = kKey;
+    auto created = clio::console::Inspector::create(o);
+    if (!created.ok()) {
+      std::fprintf(stderr, "%s\n", created.status().message().c_str());
+      std::exit(1);
+    }
+    s.inspector = std::move(*created);
+    if (!s.inspector->install(&s.callbacks).ok()) std::exit(1);
+  }
+  auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 48);
+  s.ctx = mg_start(&s.callbacks, nullptr, opts.pointers());
+  if (s.ctx == nullptr) std::exit(1);
+  clio::demo::register_handlers(s.ctx);
+  if (s.inspector && !s.inspector->attach(s.ctx).ok()) std::exit(1);
+  s.port = clio::demo::bound_port(s.ctx);
+  return s;
+}
+
+void stop(Server& s) {
+  if (s.inspector) s.inspector->shutdown();
+  mg_stop(s.ctx);
+  s.inspector.reset();
+}
+
+json api(int port, const std::string& method, const std::string& path, const std::string& body) {
+  auto r = clio::test::http(port, method, "/_clio/" + path, {{"Authorization", std::string("Bearer ") + kKey}}, body);
+  if (!r.ok() || r->status >= 300) {
+    std::fprintf(stderr, "API %s %s failed\n", method.c_str(), path.c_str());
+    std::exit(1);
+  }
+  return json::parse(r->body);
+}
+
+double run_wrk(int port, int seconds) {
+  const std::string cmd = "wrk -t1 -c8 -d" + std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) +
+                          "/api/hello 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  char line[512];
+  double rps = -1;
+  while (std::fgets(line, sizeof line, p)) std::sscanf(line, "Requests/sec: %lf", &rps);
+  return pclose(p) == 0 ? rps : -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    const int v = std::atoi(argv[i + 1]);
+    if (k == "--rate") rate = v;
+    else if (k == "--seconds") seconds = v;
+    else if (k == "--rounds") rounds = v;
+    else if (k == "--wrk-seconds") wrk_seconds = v;
+    else {
+      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S]\n");
+      return 2;
+    }
+  }
+  mg_init_library(0);
+  Server on = start(true);
+
+  // 10 consoles x 10 subscriptions; subscription (c, k) matches query "c=<c>&k=<k>".
+  std::vector<std::unique_ptr<clio::test::WsClient>> consoles;
+  for (int c = 0; c < kConsoles; ++c) {
+    json tok = api(on.port, "POST", "api/token", "{}");
+    const std::string client = tok["client_id"];
+    for (int k = 0; k < kSubsEach; ++k) {
+      api(on.port, "POST", "api/subscriptions",
+          json{{"client_id", client}, {"query", "query = \"c=" + std::to_string(c) + "&k=" + std::to_string(k) + "\""}}.dump());
+    }
+    auto ws = std::make_unique<clio::test::WsClient>();
+    if (!ws->connect(on.port, "/_clio/channel", {"clio.v1", "clio-token." + tok["token"].get<std::string>()},
+                     {{"Authorization", std::string("Bearer ") + kKey}})
+             .ok() ||
+        ws->status() != 101) {
+      std::fprintf(stderr, "console %d could not connect\n", c);
+      return 1;
+    }
+    consoles.push_back(std::move(ws));
+  }
+
+  std::mutex mu;
+  std::vector<double> latencies_ms;
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> received{0};
+  std::vector<std::thread> readers;
+  for (auto& ws : consoles) {
+    readers.emplace_back([&, w = ws.get()] {
+      std::vector<double> mine;
+      while (!done.load()) {
+        auto f = w->read_message(0.2);
+        if (!f.ok() || f->opcode != 1) continue;
+        const double arrival = now_s();
+        json env = json::parse(f->payload, nullptr, false);
+        if (env.is_discarded() || env.value("t", "") != "msg") continue;
+        json m = json::parse(env["data"].get<std::string>(), nullptr, false);
+        if (m.is_discarded() || m.value("kind", "") != "matches") continue;
+        for (const auto& it : m["items"]) {
+          const auto& r = it["record"];
+          const double end = r["time"].get<double>() + r["wall_time"].get<double>() / 1000.0;
+          mine.push_back((arrival - end) * 1000.0);
+          received++;
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
+    });
+  }
+
+  // Open-loop generator: 4 threads, each on its own keep-alive connection.
+  std::printf("e2e_latency: %d consoles x %d subscriptions, %d requests/s for %d s, each matching one subscription\n",
+              kConsoles, kSubsEach, rate, seconds);
+  std::atomic<uint64_t> sent{0}, failed{0};
+  std::vector<std::thread> gens;
+  constexpr int kGenThreads = 4;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int g = 0; g < kGenThreads; ++g) {
+    gens.emplace_back([&, g] {
+      clio::test::HttpClient h(on.port);
+      const double per_thread = static_cast<double>(rate) / kGenThreads;
+      const uint64_t total = static_cast<uint64_t>(per_thread * seconds);
+      for (uint64_t i = 0; i < total; ++i) {
+        std::this_thread::sleep_until(t0 + std::chrono::duration<double>(static_cast<double>(i) / per_thread));
+        const uint64_t n = i * kGenThreads + static_cast<uint64_t>(g);
+        const int c = static_cast<int>(n % kConsoles), k = static_cast<int>((n / kConsoles) % kSubsEach);
+        auto r = h.request("GET", "/api/hello?c=" + std::to_string(c) + "&k=" + std::to_string(k));
+        (r.ok() ? sent : failed)++;
+      }
+    });
+  }
+  for (auto& t : gens) t.join();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  on.inspector->drain_for_test(10s);
+  for (int i = 0; i < 100 && received.load() < sent.load(); ++i) std::this_thread::sleep_for(20ms);
+  done = true;
+  for (auto& t : readers) t.join();
+  const auto st = on.inspector->stats();
+  std::printf("sent %llu requests in %.1f s (%.0f/s), %llu failed; matches delivered %llu, received %llu\n",
+              static_cast<unsigned long long>(sent.load()), elapsed, static_cast<double>(sent.load()) / elapsed,
+              static_cast<unsigned long long>(failed.load()), static_cast<unsigned long long>(st.delivered),
+              static_cast<unsigned long long>(received.load()));
+  std::printf("end of request -> message arrival: p50 %.2f ms, p99 %.2f ms, max %.2f ms  (target p99 <= 10 ms)\n",
+              pct(latencies_ms, 0.5), pct(latencies_ms, 0.99), pct(latencies_ms, 1.0));
+  consoles.clear();
+
+  // Throughput with the inspector on (10 x 10 subscriptions loaded) vs off.
+  if (std::system("command -v wrk >/dev/null 2>&1") != 0) {
+    std::printf("wrk not installed: throughput comparison skipped (apt-get install wrk)\n");
+  } else {
+    Server off = start(false);
+    std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates)\n", wrk_seconds, rounds);
+    std::printf("%-6s %14s %14s %8s\n", "round", "off req/s", "on req/s", "ratio");
+    std::vector<double> ratios, offs, ons;
+    run_wrk(off.port, 1);
+    run_wrk(on.port, 1);
+    for (int r = 0; r < rounds; ++r) {
+      double a, b;
+      if (r % 2 == 0) {
+        a = run_wrk(off.port, wrk_seconds);
+        b = run_wrk(on.port, wrk_seconds);
+      } else {
+        b = run_wrk(on.port, wrk_seconds);
+        a = run_wrk(off.port, wrk_seconds);
+      }
+      offs.push_back(a);
+      ons.push_back(b);
+      ratios.push_back(b / a);
+      std::printf("%-6d %14.0f %14.0f %8.3f\n", r + 1, a, b, b / a);
+      std::fflush(stdout);
+    }
+    std::printf("median %14.0f %14.0f %8.3f   (target ratio >= 0.95)\n", median(offs), median(ons), median(ratios));
+    stop(off);
+  }
+  stop(on);
+  mg_exit_library();
+  return 0;
+}

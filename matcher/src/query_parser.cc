@@ -81,7 +81,7 @@ bool ends_name(char c) {
 
 }  // namespace
 
-// Builds a QueryImpl; see the grammar in docs/query-language.md.
+// Builds a QueryImpl; see the grammar in the README ("Query language").
 class Parser {
  public:
   Parser(std::string_view text, const Schema& schema, const QueryOptions& opts)

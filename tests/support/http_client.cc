@@ -95,24 +95,51 @@ Result<HttpResponse> HttpClient::raw(std::string_view raw) {
   return read_response(false);
 }
 
-Result<HttpResponse> HttpClient::read_response(bool head) {
-  using Clock = std::chrono::steady_clock;
-  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_);
-  bool eof = false;
-  auto fill = [&]() -> bool {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char tmp[65536];
-    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-    if (n <= 0) {
-      eof = true;
-      return false;
+bool recv_some(int fd, std::string& buf, std::chrono::steady_clock::time_point deadline, bool& eof) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+  char tmp[65536];
+  const ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+  if (n <= 0) {
+    eof = true;
+    return false;
+  }
+  buf.append(tmp, static_cast<size_t>(n));
+  return true;
+}
+
+Status parse_response_head(std::string_view head_text, HttpResponse& r) {
+  const size_t line_end = head_text.find("\r\n");
+  const std::string_view status_line = head_text.substr(0, line_end);
+  if (status_line.size() < 12 || status_line.substr(0, 5) != "HTTP/") {
+    return Status::Internal("bad status line: " + std::string(status_line.substr(0, 80)));
+  }
+  r.status = std::atoi(std::string(status_line.substr(9, 3)).c_str());
+  r.reason = std::string(status_line.size() > 13 ? status_line.substr(13) : "");
+  size_t pos = line_end == std::string_view::npos ? head_text.size() : line_end + 2;
+  while (pos < head_text.size()) {
+    size_t e = head_text.find("\r\n", pos);
+    if (e == std::string_view::npos) e = head_text.size();
+    const std::string_view line = head_text.substr(pos, e - pos);
+    const size_t colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      std::string_view v = line.substr(colon + 1);
+      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+      r.headers.emplace_back(std::string(line.substr(0, colon)), std::string(v));
     }
-    buf_.append(tmp, static_cast<size_t>(n));
-    return true;
-  };
+    pos = e + 2;
+  }
+  return Status::Ok();
+}
+
+Result<HttpResponse> HttpClient::read_response(bool head) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                               std::chrono::duration<double>(timeout_));
+  bool eof = false;
+  auto fill = [&]() { return recv_some(fd_, buf_, deadline, eof); };
   size_t hdr_end;
   while ((hdr_end = buf_.find("\r\n\r\n")) == std::string::npos) {
     if (!fill()) {
@@ -121,27 +148,9 @@ Result<HttpResponse> HttpClient::read_response(bool head) {
     }
   }
   HttpResponse r;
-  std::string_view head_text(buf_.data(), hdr_end);
-  size_t line_end = head_text.find("\r\n");
-  std::string_view status_line = head_text.substr(0, line_end);
-  if (status_line.size() < 12 || status_line.substr(0, 5) != "HTTP/") {
+  if (Status s = parse_response_head(std::string_view(buf_.data(), hdr_end), r); !s.ok()) {
     close();
-    return Status::Internal("bad status line: " + std::string(status_line));
-  }
-  r.status = std::atoi(std::string(status_line.substr(9, 3)).c_str());
-  r.reason = std::string(status_line.size() > 13 ? status_line.substr(13) : "");
-  size_t pos = line_end == std::string_view::npos ? head_text.size() : line_end + 2;
-  while (pos < head_text.size()) {
-    size_t e = head_text.find("\r\n", pos);
-    if (e == std::string_view::npos) e = head_text.size();
-    std::string_view line = head_text.substr(pos, e - pos);
-    size_t colon = line.find(':');
-    if (colon != std::string_view::npos) {
-      std::string_view v = line.substr(colon + 1);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-      r.headers.emplace_back(std::string(line.substr(0, colon)), std::string(v));
-    }
-    pos = e + 2;
+    return s;
   }
   buf_.erase(0, hdr_end + 4);
   const bool no_body = head || r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);

@@ -7,6 +7,7 @@
 //   CHECK(r->status == 200);
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,6 +58,14 @@ class HttpClient {
   int opened_ = 0;
   std::string buf_;
 };
+
+// Receives what is available on `fd` into `buf`, waiting until `deadline`.
+// False on timeout, or on EOF/error (then `eof` is set).
+bool recv_some(int fd, std::string& buf, std::chrono::steady_clock::time_point deadline, bool& eof);
+
+// Parses a response head (status line and header lines, without the blank
+// line) into r.status, r.reason and r.headers.
+Status parse_response_head(std::string_view head, HttpResponse& r);
 
 // One request on a fresh connection.
 Result<HttpResponse> http(int port, std::string_view method, std::string_view target,

@@ -110,22 +110,9 @@ Status WsClient::connect(int port, std::string_view path, const std::vector<std:
     return Status::Unavailable("send of the upgrade request failed");
   }
   // Read the reply head (and, for a refusal, its body).
-  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_seconds);
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_seconds));
   bool eof = false;
-  auto fill = [&]() -> bool {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char tmp[16384];
-    const ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-    if (n <= 0) {
-      eof = true;
-      return false;
-    }
-    buf_.append(tmp, static_cast<size_t>(n));
-    return true;
-  };
+  auto fill = [&]() { return recv_some(fd_, buf_, deadline, eof); };
   size_t end;
   while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
     if (!fill()) {
@@ -135,25 +122,9 @@ Status WsClient::connect(int port, std::string_view path, const std::vector<std:
   }
   const std::string head = buf_.substr(0, end);
   buf_.erase(0, end + 4);
-  if (head.size() < 12 || head.compare(0, 5, "HTTP/") != 0) {
+  if (Status st = parse_response_head(head, handshake_); !st.ok()) {
     drop();
     return Status::Internal("no status line in the upgrade reply: " + head.substr(0, 80));
-  }
-  handshake_.status = std::atoi(head.substr(9, 3).c_str());
-  const size_t line_end = head.find("\r\n");
-  handshake_.reason = head.substr(13, line_end == std::string::npos ? std::string::npos : line_end - 13);
-  size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
-  while (pos < head.size()) {
-    size_t e = head.find("\r\n", pos);
-    if (e == std::string::npos) e = head.size();
-    const std::string line = head.substr(pos, e - pos);
-    const size_t colon = line.find(':');
-    if (colon != std::string::npos) {
-      size_t v = colon + 1;
-      while (v < line.size() && line[v] == ' ') ++v;
-      handshake_.headers.emplace_back(line.substr(0, colon), line.substr(v));
-    }
-    pos = e + 2;
   }
   if (handshake_.status != 101) {
     const std::string cl = handshake_.header("Content-Length");

@@ -1,5 +1,5 @@
 // Query: one parsed query of the Clio query language (see
-// docs/query-language.md), with its canonical text and the reference
+// the README, "Query language"), with its canonical text and the reference
 // evaluator. Parsing never throws; errors are values with a byte position.
 //
 //   auto r = matcher::parse("status:5xx and wall > 1s", schema);

@@ -4,13 +4,17 @@
 //
 //   capture_overhead [--rounds N] [--seconds S] [--connections C] [--threads T]
 //
-// Three servers run in this process on ephemeral ports: "off" (no Clio),
-// "on" (Clio installed, records drained by a JSON-lines sink writing to
-// /dev/null, as an app using the middleware alone would), and "cost" (like
-// "on", with the hooks timing themselves; its throughput is not compared).
+// Servers run in this process on ephemeral ports: "off" (no Clio), "on"
+// (Clio installed, records drained by a JSON-lines sink writing to
+// /dev/null, as an app using the middleware alone would), "on, no cpu"
+// (the same with CaptureOptions::measure_cpu_time off), and two "cost"
+// servers whose hooks time themselves (their throughput is not compared).
 #include <civetweb.h>
 
+#include <time.h>
+
 #include <algorithm>
+#include <chrono>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -32,11 +36,12 @@ struct Server {
   int port = 0;
 };
 
-Server start(bool with_capture, bool measure) {
+Server start(bool with_capture, bool measure, bool cpu_time = true) {
   Server s;
   if (with_capture) {
     clio::CaptureOptions o;
     o.measure_self_time = measure;
+    o.measure_cpu_time = cpu_time;
     s.capture = std::make_unique<clio::Capture>(o);
     if (!s.capture->install(&s.callbacks).ok()) std::exit(1);
     auto sink = clio::JsonlSink::open(s.capture->queue(), "/dev/null");
@@ -100,46 +105,60 @@ int main(int argc, char** argv) {
   Server off = start(false, false);
   Server on = start(true, false);
   Server cost = start(true, true);
+  Server cost_no_cpu = start(true, true, false);
 
   std::printf("capture_overhead: GET /api/hello, wrk -t%d -c%d -d%ds, %d rounds (order alternates)\n", threads,
               connections, seconds, rounds);
-  std::printf("%-6s %14s %14s %8s\n", "round", "off req/s", "on req/s", "ratio");
-  std::vector<double> offs, ons, ratios;
-  run_wrk(off.port, 1, connections, threads);  // warm up both
-  run_wrk(on.port, 1, connections, threads);
+  Server on_no_cpu = start(true, false, false);
+  std::printf("%-6s %12s %12s %8s %18s %8s\n", "round", "off req/s", "on req/s", "ratio", "on, no cpu req/s",
+              "ratio");
+  std::vector<double> offs, ons, ons2, ratios, ratios2;
+  for (Server* srv : {&off, &on, &on_no_cpu}) run_wrk(srv->port, 1, connections, threads);  // warm up
   for (int r = 0; r < rounds; ++r) {
-    double a, b;
-    if (r % 2 == 0) {
-      a = run_wrk(off.port, seconds, connections, threads);
-      b = run_wrk(on.port, seconds, connections, threads);
-    } else {
-      b = run_wrk(on.port, seconds, connections, threads);
-      a = run_wrk(off.port, seconds, connections, threads);
-    }
-    if (a <= 0 || b <= 0) {
-      std::fprintf(stderr, "wrk failed\n");
-      return 1;
+    // Rotate the order so no configuration always runs first.
+    std::array<Server*, 3> order = {&off, &on, &on_no_cpu};
+    std::rotate(order.begin(), order.begin() + r % 3, order.end());
+    double a = 0, b = 0, c = 0;
+    for (Server* srv : order) {
+      const double rps = run_wrk(srv->port, seconds, connections, threads);
+      if (rps <= 0) {
+        std::fprintf(stderr, "wrk failed\n");
+        return 1;
+      }
+      (srv == &off ? a : srv == &on ? b : c) = rps;
     }
     offs.push_back(a);
     ons.push_back(b);
+    ons2.push_back(c);
     ratios.push_back(b / a);
-    std::printf("%-6d %14.0f %14.0f %8.3f\n", r + 1, a, b, b / a);
+    ratios2.push_back(c / a);
+    std::printf("%-6d %12.0f %12.0f %8.3f %18.0f %8.3f\n", r + 1, a, b, b / a, c, c / a);
     std::fflush(stdout);
   }
-  std::printf("median %14.0f %14.0f %8.3f   (target ratio >= 0.97)\n", median(offs), median(ons), median(ratios));
+  std::printf("median %12.0f %12.0f %8.3f %18.0f %8.3f   (target ratio >= 0.97)\n", median(offs), median(ons),
+              median(ratios), median(ons2), median(ratios2));
 
-  run_wrk(cost.port, seconds, connections, threads);
-  const auto st = cost.capture->stats();
-  std::printf("in-process capture cost on the request thread (%llu requests; target <= 2 us):\n"
-              "  median %.2f us, p90 %.2f us, p99 %.2f us, mean %.2f us (the mean includes preemption)\n",
-              static_cast<unsigned long long>(st.captured), st.self_p50_ns / 1000.0, st.self_p90_ns / 1000.0,
-              st.self_p99_ns / 1000.0,
-              st.captured ? static_cast<double>(st.self_ns) / 1000.0 / static_cast<double>(st.captured) : 0.0);
+  auto report = [&](Server& srv, const char* label) {
+    run_wrk(srv.port, seconds, connections, threads);
+    const auto st = srv.capture->stats();
+    std::printf("in-process capture cost on the request thread, %s (%llu requests; target <= 2 us):\n"
+                "  median %.2f us, p90 %.2f us, p99 %.2f us, mean %.2f us (the mean includes preemption)\n",
+                label, static_cast<unsigned long long>(st.captured), st.self_p50_ns / 1000.0,
+                st.self_p90_ns / 1000.0, st.self_p99_ns / 1000.0,
+                st.captured ? static_cast<double>(st.self_ns) / 1000.0 / static_cast<double>(st.captured) : 0.0);
+  };
+  report(cost, "with cpu_time (default)");
+  report(cost_no_cpu, "measure_cpu_time=false");
+  timespec ts;
+  const auto c0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100000; ++i) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  std::printf("one CLOCK_THREAD_CPUTIME_ID read on this machine: %.2f us (cpu_time needs two per request)\n",
+              std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - c0).count() / 100000);
   std::printf("records written by the on-server's sink: %llu, dropped: %llu\n",
               static_cast<unsigned long long>(on.sink->written()),
               static_cast<unsigned long long>(on.capture->stats().dropped_queue));
 
-  for (Server* s : {&off, &on, &cost}) {
+  for (Server* s : {&off, &on, &on_no_cpu, &cost, &cost_no_cpu}) {
     mg_stop(s->ctx);
     if (s->sink) s->sink->stop();
   }

@@ -162,7 +162,7 @@ struct Capture::Hooks {
         t.raw_status = 0;
         t.self_ns = 0;
         t.wall_begin = std::chrono::steady_clock::now();
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t.cpu_begin);
+        if (c->options_.measure_cpu_time) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t.cpu_begin);
         if (c->options_.measure_self_time) t.self_ns = static_cast<uint64_t>(mono_ns() - self0);
       }
     }
@@ -174,10 +174,11 @@ struct Capture::Hooks {
     if (t.capture != nullptr && t.record) {
       const int64_t self0 = t.capture->options_.measure_self_time ? mono_ns() : 0;
       const auto wall_end = std::chrono::steady_clock::now();
-      const int64_t cpu_end = thread_cpu_ns();
-      const int64_t cpu_begin = int64_t{t.cpu_begin.tv_sec} * 1000000000 + t.cpu_begin.tv_nsec;
       t.record->wall_time = std::chrono::duration<double, std::milli>(wall_end - t.wall_begin).count();
-      t.record->cpu_time = static_cast<double>(cpu_end - cpu_begin) / 1e6;
+      if (t.capture->options_.measure_cpu_time) {
+        const int64_t cpu_begin = int64_t{t.cpu_begin.tv_sec} * 1000000000 + t.cpu_begin.tv_nsec;
+        t.record->cpu_time = static_cast<double>(thread_cpu_ns() - cpu_begin) / 1e6;
+      }
       t.raw_status = status;
       if (t.capture->options_.measure_self_time) t.self_ns += static_cast<uint64_t>(mono_ns() - self0);
     }

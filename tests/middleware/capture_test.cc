@@ -246,6 +246,16 @@ TEST_CASE("wall time and CPU time: 50 ms burned, 100 ms slept") {
   CHECK(rec.cpu_time < 100.0);  // the sleep is not CPU
 }
 
+TEST_CASE("with measure_cpu_time off, cpu_time is 0 and wall time is still measured") {
+  CaptureOptions o;
+  o.measure_cpu_time = false;
+  TestApp app(o);
+  REQUIRE(test::http(app.port, "GET", "/burnsleep").ok());
+  Record rec = app.one();
+  CHECK(rec.cpu_time == 0.0);
+  CHECK(rec.wall_time >= 149.0);
+}
+
 TEST_CASE("response bytes equal the bytes on the wire, dynamic and static") {
   TestApp app;
   const std::string dyn = exchange_raw(app.port, "GET /api/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

@@ -106,6 +106,18 @@ class Client {
     return j;
   }
 
+  // Reads frames until a close frame arrives; its code, or the read error.
+  Result<int> wait_close(double timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    for (;;) {
+      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) return Status::Unavailable("timeout");
+      auto j = next(left);
+      if (!j.ok()) return j.status();
+      if ((*j)["t"] == "close") return (*j)["code"].get<int>();
+    }
+  }
+
   // The next app message (skipping heartbeats and other control frames);
   // gaps are recorded in `gaps`.
   Result<nlohmann::json> next_msg(double timeout) {

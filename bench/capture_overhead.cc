@@ -24,6 +24,7 @@
 
 #include "clio/middleware/capture.h"
 #include "clio/middleware/jsonl_sink.h"
+#include "bench_util.h"
 #include "demo_app.h"
 
 namespace {
@@ -59,29 +60,10 @@ Server start(bool with_capture, bool measure, bool cpu_time = true) {
   return s;
 }
 
-// Runs wrk and returns its Requests/sec, or -1.
-double run_wrk(int port, int seconds, int connections, int threads) {
-  const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" +
-                          std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) +
-                          "/api/hello 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return -1;
-  char line[512];
-  double rps = -1;
-  while (std::fgets(line, sizeof line, p)) {
-    if (std::sscanf(line, "Requests/sec: %lf", &rps) == 1) continue;
-  }
-  const int rc = pclose(p);
-  return rc == 0 ? rps : -1;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 }  // namespace
+
+using clio::bench::median;
+using clio::bench::run_wrk;
 
 int main(int argc, char** argv) {
   int rounds = 5, seconds = 5, connections = 8, threads = 1;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "clio/channel/channel.h"
+#include "bench_util.h"
 #include "support/ws_client.h"
 
 namespace {
@@ -147,11 +148,6 @@ Latency latency(int count) {
   return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)], ms.back()};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -179,7 +175,7 @@ int main(int argc, char** argv) {
   }
   std::printf("median of %d runs: 1 client %.0f msgs/s (target >= 100000); 10 clients %.0f msgs/s total; "
               "latency at 1000 msgs/s p50 %.3f ms, p99 %.3f ms (target <= 2), max %.3f ms\n",
-              runs, median(one), median(ten), median(p50), median(p99), median(mx));
+              runs, clio::bench::median(one), clio::bench::median(ten), clio::bench::median(p50), clio::bench::median(p99), clio::bench::median(mx));
   mg_exit_library();
   return 0;
 }

@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clio/console/inspector.h"
+#include "bench_util.h"
 #include "demo_app.h"
 #include "support/http_client.h"
 #include "support/ws_client.h"
@@ -43,14 +44,6 @@ constexpr const char* kKey = "e2e-latency-bench-key";
 double now_s() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
-}
-
-double median(std::vector<double> v) { return pct(std::move(v), 0.5); }
 
 struct Server {
   std::unique_ptr<clio::console::Inspector> inspector;
@@ -97,18 +90,11 @@ json api(int port, const std::string& method, const std::string& path, const std
   return json::parse(r->body);
 }
 
-double run_wrk(int port, int seconds) {
-  const std::string cmd = "wrk -t1 -c8 -d" + std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) +
-                          "/api/hello 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return -1;
-  char line[512];
-  double rps = -1;
-  while (std::fgets(line, sizeof line, p)) std::sscanf(line, "Requests/sec: %lf", &rps);
-  return pclose(p) == 0 ? rps : -1;
-}
-
 }  // namespace
+
+using clio::bench::median;
+using clio::bench::percentile;
+using clio::bench::run_wrk;
 
 int main(int argc, char** argv) {
   int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5;
@@ -208,7 +194,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(failed.load()), static_cast<unsigned long long>(st.delivered),
               static_cast<unsigned long long>(received.load()));
   std::printf("end of request -> message arrival: p50 %.2f ms, p99 %.2f ms, max %.2f ms  (target p99 <= 10 ms)\n",
-              pct(latencies_ms, 0.5), pct(latencies_ms, 0.99), pct(latencies_ms, 1.0));
+              percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99), percentile(latencies_ms, 1.0));
   consoles.clear();
 
   // Throughput with the inspector on (10 x 10 subscriptions loaded) vs off.
@@ -219,16 +205,16 @@ int main(int argc, char** argv) {
     std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates)\n", wrk_seconds, rounds);
     std::printf("%-6s %14s %14s %8s\n", "round", "off req/s", "on req/s", "ratio");
     std::vector<double> ratios, offs, ons;
-    run_wrk(off.port, 1);
-    run_wrk(on.port, 1);
+    run_wrk(off.port, 1, 8, 1);
+    run_wrk(on.port, 1, 8, 1);
     for (int r = 0; r < rounds; ++r) {
       double a, b;
       if (r % 2 == 0) {
-        a = run_wrk(off.port, wrk_seconds);
-        b = run_wrk(on.port, wrk_seconds);
+        a = run_wrk(off.port, wrk_seconds, 8, 1);
+        b = run_wrk(on.port, wrk_seconds, 8, 1);
       } else {
-        b = run_wrk(on.port, wrk_seconds);
-        a = run_wrk(off.port, wrk_seconds);
+        b = run_wrk(on.port, wrk_seconds, 8, 1);
+        a = run_wrk(off.port, wrk_seconds, 8, 1);
       }
       offs.push_back(a);
       ons.push_back(b);

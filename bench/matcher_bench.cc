@@ -23,6 +23,7 @@
 #include "clio/matcher/matcher.h"
 #include "clio/matcher/query.h"
 #include "clio/middleware/http_schema.h"
+#include "bench_util.h"
 #include "clio/middleware/record.h"
 
 namespace {
@@ -124,12 +125,6 @@ Built build(const std::vector<std::string>& queries, size_t n) {
   }
   b.bytes_per_sub = static_cast<double>(heap_in_use() - before) / static_cast<double>(n);
   return b;
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
 // Reference evaluator: every query for every record.
@@ -274,8 +269,8 @@ int main(int argc, char** argv) {
     // Subscribe latency near the full size: the last 10% of subscriptions.
     std::vector<double> tail(b.subscribe_us.end() - static_cast<long>(n / 10), b.subscribe_us.end());
     std::printf("%10zu %12.3f %14.0f %12.1f %10.0f %12.2f %12.2f %12zu\n", n, f.us_per_record,
-                f.records_per_second, f.matches_per_record, b.bytes_per_sub, percentile(tail, 0.5),
-                percentile(tail, 0.99), b.m->stats().unindexable);
+                f.records_per_second, f.matches_per_record, b.bytes_per_sub, clio::bench::percentile(tail, 0.5),
+                clio::bench::percentile(tail, 0.99), b.m->stats().unindexable);
     if (n == 1000) engine_us[0] = f.us_per_record;
     if (n == 10000) engine_us[1] = f.us_per_record;
   }

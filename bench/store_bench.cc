@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "clio/console/store.h"
 
 namespace {
@@ -31,12 +32,6 @@ uint64_t thread_cpu_ns() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // A record shaped like the demo app's traffic.
@@ -179,6 +174,6 @@ int main(int argc, char** argv) {
     caller_us.push_back(res.caller_us_per_record);
   }
   std::printf("median: %10.0f records/s  writer %.3f us/record  caller %.3f us/record\n",
-              median(rps), median(writer_us), median(caller_us));
+              clio::bench::median(rps), clio::bench::median(writer_us), clio::bench::median(caller_us));
   return 0;
 }

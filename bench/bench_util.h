@@ -1,0 +1,42 @@
+// Small helpers shared by the benchmarks: order statistics and a wrk run.
+//
+//   double rps = clio::bench::run_wrk(port, 5, 8, 1);   // Requests/sec, or -1
+//   double m = clio::bench::median(samples);
+#pragma once
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace clio::bench {
+
+// Nearest-rank percentile (p in [0,1]); 0 for no samples.
+inline double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+}
+
+// The middle value (the mean of the two middle ones for an even count); 0 for none.
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Runs wrk against http://127.0.0.1:port/path and returns its Requests/sec,
+// or -1 when wrk failed.
+inline double run_wrk(int port, int seconds, int connections, int threads, const std::string& path = "/api/hello") {
+  const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" +
+                          std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) + path + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return -1;
+  char line[512];
+  double rps = -1;
+  while (std::fgets(line, sizeof line, p)) std::sscanf(line, "Requests/sec: %lf", &rps);
+  return pclose(p) == 0 ? rps : -1;
+}
+
+}  // namespace clio::bench

@@ -106,6 +106,17 @@ class Client {
     return j;
   }
 
+  // The next frame that is not a heartbeat.
+  Result<nlohmann::json> next_non_heartbeat(double timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    for (;;) {
+      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) return Status::Unavailable("timeout");
+      auto j = next(left);
+      if (!j.ok() || (*j)["t"] != "hb") return j;
+    }
+  }
+
   // Reads frames until a close frame arrives; its code, or the read error.
   Result<int> wait_close(double timeout) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);

@@ -253,11 +253,9 @@ int Inspector::Impl::route(mg_connection* conn) {
       return send_json(conn, status, body);
     }
     if (get) {
-      json all = list_subscriptions("");
-      for (const auto& s : all["subscriptions"]) {
-        if (s["id"].get<uint64_t>() == id) return send_json(conn, 200, s);
-      }
-      return send_error(conn, 404, "not_found", "no subscription " + tail);
+      json one = subscription(id);
+      if (one.is_null()) return send_error(conn, 404, "not_found", "no subscription " + tail);
+      return send_json(conn, 200, one);
     }
     return send_error(conn, 405, "method_not_allowed", "use GET or DELETE");
   }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_set>
 
 #include "clio/middleware/http_schema.h"
 #include "inspector_impl.h"
@@ -140,6 +141,7 @@ Status Inspector::Impl::open() {
   if (auto m = store->max_record_id(); m.ok()) next_id = *m;
   last_id = next_id;
   const double now = now_seconds();
+  std::unordered_set<std::string> leased;
   for (const StoredSubscription& s : *stored) {
     auto parsed = matcher::parse(s.query, http_schema(), opts.query);
     if (!parsed.ok()) {
@@ -157,7 +159,8 @@ Status Inspector::Impl::open() {
     sub->created = s.created;
     const double lease = s.lease_expires > 0 ? s.lease_expires : now + static_cast<double>(opts.grace_period.count());
     sub->lease_expires = lease;
-    store->set_lease(s.client_id, lease);
+    // set_lease covers every subscription of the client: once per client.
+    if (s.lease_expires <= 0 && leased.insert(s.client_id).second) store->set_lease(s.client_id, lease);
     if (auto e = matcher->subscribe(s.id, *parsed.query); !e.ok()) return Status::Internal(e.to_string());
     subs[s.id] = sub;
     per_client[s.client_id]++;
@@ -344,6 +347,17 @@ json Inspector::Impl::list_subscriptions(const std::string& client_id) const {
   json arr = json::array();
   for (const auto& s : v) arr.push_back(subscription_json(*s));
   return {{"subscriptions", arr}};
+}
+
+json Inspector::Impl::subscription(uint64_t id) const {
+  std::shared_ptr<Subscription> s;
+  {
+    std::lock_guard<std::mutex> lock(subs_mu);
+    auto it = subs.find(id);
+    if (it == subs.end()) return nullptr;
+    s = it->second;
+  }
+  return subscription_json(*s);
 }
 
 Result<std::vector<std::shared_ptr<const Record>>> Inspector::Impl::search(const matcher::Query* q, size_t limit) {

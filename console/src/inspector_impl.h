@@ -68,6 +68,8 @@ class Inspector::Impl {
   // 404 when unknown.
   int unsubscribe(uint64_t id, nlohmann::json& body);
   nlohmann::json list_subscriptions(const std::string& client_id) const;
+  // One subscription as JSON, or null when unknown.
+  nlohmann::json subscription(uint64_t id) const;
   // Newest first, matching `q` (null = all), at most `limit`; scans at most
   // the records kept in memory and in the store.
   Result<std::vector<std::shared_ptr<const Record>>> search(const matcher::Query* q, size_t limit);

@@ -42,7 +42,7 @@ std::mutex g_install_mu;
 struct RequestContext {
   Capture* capture = nullptr;  // non-null while a captured request runs
   std::unique_ptr<Record> record;
-  timespec cpu_begin{};
+  int64_t cpu_begin_ns = 0;
   std::chrono::steady_clock::time_point wall_begin;
   int raw_status = 0;
   int status_override = 0;
@@ -162,7 +162,7 @@ struct Capture::Hooks {
         t.raw_status = 0;
         t.self_ns = 0;
         t.wall_begin = std::chrono::steady_clock::now();
-        if (c->options_.measure_cpu_time) clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t.cpu_begin);
+        if (c->options_.measure_cpu_time) t.cpu_begin_ns = thread_cpu_ns();
         if (c->options_.measure_self_time) t.self_ns = static_cast<uint64_t>(mono_ns() - self0);
       }
     }
@@ -176,8 +176,7 @@ struct Capture::Hooks {
       const auto wall_end = std::chrono::steady_clock::now();
       t.record->wall_time = std::chrono::duration<double, std::milli>(wall_end - t.wall_begin).count();
       if (t.capture->options_.measure_cpu_time) {
-        const int64_t cpu_begin = int64_t{t.cpu_begin.tv_sec} * 1000000000 + t.cpu_begin.tv_nsec;
-        t.record->cpu_time = static_cast<double>(thread_cpu_ns() - cpu_begin) / 1e6;
+        t.record->cpu_time = static_cast<double>(thread_cpu_ns() - t.cpu_begin_ns) / 1e6;
       }
       t.raw_status = status;
       if (t.capture->options_.measure_self_time) t.self_ns += static_cast<uint64_t>(mono_ns() - self0);

@@ -310,6 +310,10 @@ TEST_CASE("unsubscribe stops delivery at once") {
   const uint64_t id = app.subscribe(client, "status >= 500");
   app.get("/api/status/500");
   REQUIRE(c.items(1).size() == 1);
+  json one = app.api_json("GET", "api/subscriptions/" + std::to_string(id));
+  CHECK(one["id"] == id);
+  CHECK(one["client_id"] == client);
+  CHECK(one["matches"] == 1);
   json del = app.api_json("DELETE", "api/subscriptions/" + std::to_string(id));
   CHECK(del["id"] == id);
   json notice = c.next();
@@ -320,6 +324,7 @@ TEST_CASE("unsubscribe stops delivery at once") {
   REQUIRE(app.inspector->drain_for_test(5s));
   CHECK(c.items(1, 0.5).empty());
   CHECK(app.api("DELETE", "api/subscriptions/" + std::to_string(id)).status == 404);
+  CHECK(app.api("GET", "api/subscriptions/" + std::to_string(id)).status == 404);
   CHECK(app.api("DELETE", "api/subscriptions/abc").status == 404);
 }
 

@@ -6,7 +6,9 @@
 // message carrying it. Then the app's throughput (wrk on /api/hello) with the
 // inspector on vs off, alternating, in the same run.
 //
-//   e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S]
+//   e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1]
+//
+// --cpu-time 0 runs the inspector with CaptureOptions::measure_cpu_time off.
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <netinet/in.h>
@@ -52,12 +54,13 @@ struct Server {
   int port = 0;
 };
 
-Server start(bool with_inspector) {
+Server start(bool with_inspector, bool cpu_time = true) {
   Server s;
   if (with_inspector) {
     clio::console::InspectorOptions o;
     o.db_path = ":memory:";
     o.admin_key = kKey;
+    o.capture.measure_cpu_time = cpu_time;
     auto created = clio::console::Inspector::create(o);
     if (!created.ok()) {
       std::fprintf(stderr, "%s\n", created.status().message().c_str());
@@ -97,7 +100,7 @@ using clio::bench::percentile;
 using clio::bench::run_wrk;
 
 int main(int argc, char** argv) {
-  int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5;
+  int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5, cpu_time = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const int v = std::atoi(argv[i + 1]);
@@ -105,13 +108,14 @@ int main(int argc, char** argv) {
     else if (k == "--seconds") seconds = v;
     else if (k == "--rounds") rounds = v;
     else if (k == "--wrk-seconds") wrk_seconds = v;
+    else if (k == "--cpu-time") cpu_time = v;
     else {
-      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S]\n");
+      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1]\n");
       return 2;
     }
   }
   mg_init_library(0);
-  Server on = start(true);
+  Server on = start(true, cpu_time != 0);
 
   // 10 consoles x 10 subscriptions; subscription (c, k) matches query "c=<c>&k=<k>".
   std::vector<std::unique_ptr<clio::test::WsClient>> consoles;

@@ -306,6 +306,7 @@ Status Capture::install(mg_callbacks* callbacks) {
     callbacks->log_access = kHooks[i].log;
     slot_ = i;
     g_slots[i].capture.store(this, std::memory_order_release);
+    if (options_.pin_timezone && std::getenv("TZ") == nullptr) setenv("TZ", ":/etc/localtime", 0);
     return Status::Ok();
   }
   return Status::ResourceExhausted("too many Captures installed (at most 16 per process)");

@@ -34,17 +34,22 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   return n;
 }
 
+bool plain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+
 void append_string(std::string_view s, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   size_t i = 0;
   while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-      out.push_back(static_cast<char>(c));
-      ++i;
+    // Runs of characters that need no escaping are copied at once.
+    size_t j = i;
+    while (j < s.size() && plain(static_cast<unsigned char>(s[j]))) ++j;
+    if (j > i) {
+      out.append(s.data() + i, j - i);
+      i = j;
       continue;
     }
+    const auto c = static_cast<unsigned char>(s[i]);
     switch (c) {
       case '"': out += "\\\""; ++i; continue;
       case '\\': out += "\\\\"; ++i; continue;

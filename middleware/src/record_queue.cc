@@ -88,12 +88,13 @@ size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t 
   size_t n = drain();
   auto now = Clock::now();
   const auto deadline = now + wait;
-  // While records flow, poll every millisecond: producers then never see
-  // sleeping_ and never make a system call. After kIdleBeforeSleep without
-  // records, park on the condition variable and let the next push wake us.
+  // While records flow, poll: producers then never see sleeping_ and never
+  // make a system call. After kIdleBeforeSleep without records, park on the
+  // condition variable and let the next push wake us.
+  const std::chrono::milliseconds interval = poll_interval_.load(std::memory_order_relaxed);
   while (n == 0 && now < deadline && !closed_.load(std::memory_order_acquire)) {
     if (now - last_nonempty_ < kIdleBeforeSleep) {
-      std::this_thread::sleep_for(std::min<Clock::duration>(kPollInterval, deadline - now));
+      std::this_thread::sleep_for(std::min<Clock::duration>(interval, deadline - now));
     } else {
       std::unique_lock<std::mutex> lock(mu_);
       sleeping_.store(true, std::memory_order_relaxed);
@@ -107,7 +108,16 @@ size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t 
     n = drain();
     now = Clock::now();
   }
-  if (n > 0) last_nonempty_ = now;
+  if (n > 0) {
+    // Records gathered over about one interval: adapt the interval to the rate.
+    const size_t busy = kBusyRecordsPerMs * static_cast<size_t>(interval.count());
+    if (n >= busy && interval < kMaxPollInterval) {
+      poll_interval_.store(interval * 2, std::memory_order_relaxed);
+    } else if (n < busy / 4 && interval > kMinPollInterval) {
+      poll_interval_.store(interval / 2, std::memory_order_relaxed);
+    }
+    last_nonempty_ = now;
+  }
   return n;
 }
 

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -485,6 +486,58 @@ TEST_CASE("install fails cleanly when called twice") {
   REQUIRE(capture.install(&cb).ok());
   CHECK_FALSE(capture.install(&cb).ok());
   CHECK_FALSE(Capture().install(nullptr).ok());
+}
+
+TEST_CASE("install sets TZ only when it is unset and pinning is on") {
+  unsetenv("TZ");
+  {
+    Capture capture;
+    mg_callbacks cb{};
+    REQUIRE(capture.install(&cb).ok());
+    REQUIRE(std::getenv("TZ") != nullptr);
+    CHECK(std::string(std::getenv("TZ")) == ":/etc/localtime");
+  }
+  setenv("TZ", "UTC", 1);
+  {
+    Capture capture;
+    mg_callbacks cb{};
+    REQUIRE(capture.install(&cb).ok());
+    CHECK(std::string(std::getenv("TZ")) == "UTC");
+  }
+  unsetenv("TZ");
+  {
+    CaptureOptions o;
+    o.pin_timezone = false;
+    Capture capture(o);
+    mg_callbacks cb{};
+    REQUIRE(capture.install(&cb).ok());
+    CHECK(std::getenv("TZ") == nullptr);
+  }
+}
+
+TEST_CASE("the consumer polls less often while records arrive fast, and returns to 1 ms") {
+  RecordQueue q(1024);
+  std::vector<std::unique_ptr<Record>> got;
+  auto push = [&q](int n) {
+    for (int i = 0; i < n; ++i) REQUIRE(q.try_push(std::make_unique<Record>()));
+  };
+  CHECK(q.poll_interval() == RecordQueue::kMinPollInterval);
+  std::vector<std::chrono::milliseconds> seen;
+  for (int round = 0; round < 3; ++round) {  // 200 records per poll: busy
+    push(200);
+    got.clear();
+    CHECK(q.pop_batch(got, 1024, 100ms) == 200);
+    seen.push_back(q.poll_interval());
+  }
+  CHECK(seen == std::vector<std::chrono::milliseconds>{2ms, 4ms, 4ms});
+  seen.clear();
+  for (int round = 0; round < 3; ++round) {  // 1 record per poll: quiet
+    push(1);
+    got.clear();
+    CHECK(q.pop_batch(got, 1024, 100ms) == 1);
+    seen.push_back(q.poll_interval());
+  }
+  CHECK(seen == std::vector<std::chrono::milliseconds>{2ms, 1ms, 1ms});
 }
 
 TEST_CASE("the record queue keeps every record from many producers, in per-producer order") {

@@ -7,8 +7,11 @@
 // inspector on vs off, alternating, in the same run.
 //
 //   e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1]
+//               [--breakdown 0|1]
 //
 // --cpu-time 0 runs the inspector with CaptureOptions::measure_cpu_time off.
+// --breakdown 1 also compares, each against off: the inspector with the other
+// cpu_time setting, and capture alone (dispatcher held) with and without it.
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <netinet/in.h>
@@ -100,7 +103,7 @@ using clio::bench::percentile;
 using clio::bench::run_wrk;
 
 int main(int argc, char** argv) {
-  int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5, cpu_time = 1;
+  int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5, cpu_time = 1, breakdown = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const int v = std::atoi(argv[i + 1]);
@@ -109,8 +112,9 @@ int main(int argc, char** argv) {
     else if (k == "--rounds") rounds = v;
     else if (k == "--wrk-seconds") wrk_seconds = v;
     else if (k == "--cpu-time") cpu_time = v;
+    else if (k == "--breakdown") breakdown = v;
     else {
-      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1]\n");
+      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1] [--breakdown 0|1]\n");
       return 2;
     }
   }
@@ -206,27 +210,46 @@ int main(int argc, char** argv) {
     std::printf("wrk not installed: throughput comparison skipped (apt-get install wrk)\n");
   } else {
     Server off = start(false);
-    std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates)\n", wrk_seconds, rounds);
-    std::printf("%-6s %14s %14s %8s\n", "round", "off req/s", "on req/s", "ratio");
-    std::vector<double> ratios, offs, ons;
-    run_wrk(off.port, 1, 8, 1);
-    run_wrk(on.port, 1, 8, 1);
-    for (int r = 0; r < rounds; ++r) {
-      double a, b;
-      if (r % 2 == 0) {
-        a = run_wrk(off.port, wrk_seconds, 8, 1);
-        b = run_wrk(on.port, wrk_seconds, 8, 1);
-      } else {
-        b = run_wrk(on.port, wrk_seconds, 8, 1);
-        a = run_wrk(off.port, wrk_seconds, 8, 1);
+    // --breakdown: where the cost lies. The same inspector without cpu_time,
+    // and capture alone (dispatcher held: once the queue is full, records are
+    // dropped on the request thread) with and without cpu_time.
+    std::vector<Server> extra;
+    std::vector<std::pair<std::string, Server*>> variants{{cpu_time ? "on" : "on, no cpu_time", &on}};
+    if (breakdown) {
+      extra.reserve(3);
+      extra.push_back(start(true, !cpu_time));
+      variants.emplace_back(cpu_time ? "on, no cpu_time" : "on", &extra.back());
+      for (bool cpu : {true, false}) {
+        extra.push_back(start(true, cpu));
+        extra.back().inspector->pause_dispatcher_for_test(true);
+        variants.emplace_back(cpu ? "capture only" : "capture only, no cpu_time", &extra.back());
       }
-      offs.push_back(a);
-      ons.push_back(b);
-      ratios.push_back(b / a);
-      std::printf("%-6d %14.0f %14.0f %8.3f\n", r + 1, a, b, b / a);
-      std::fflush(stdout);
     }
-    std::printf("median %14.0f %14.0f %8.3f   (target ratio >= 0.95)\n", median(offs), median(ons), median(ratios));
+    std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates)\n", wrk_seconds, rounds);
+    for (auto& [name, server] : variants) {
+      std::printf("%-6s %14s %14s %8s   %s\n", "round", "off req/s", "on req/s", "ratio", name.c_str());
+      std::vector<double> ratios, offs, ons;
+      run_wrk(off.port, 1, 8, 1);
+      run_wrk(server->port, 1, 8, 1);
+      for (int r = 0; r < rounds; ++r) {
+        double a, b;
+        if (r % 2 == 0) {
+          a = run_wrk(off.port, wrk_seconds, 8, 1);
+          b = run_wrk(server->port, wrk_seconds, 8, 1);
+        } else {
+          b = run_wrk(server->port, wrk_seconds, 8, 1);
+          a = run_wrk(off.port, wrk_seconds, 8, 1);
+        }
+        offs.push_back(a);
+        ons.push_back(b);
+        ratios.push_back(b / a);
+        std::printf("%-6d %14.0f %14.0f %8.3f\n", r + 1, a, b, b / a);
+        std::fflush(stdout);
+      }
+      std::printf("median %14.0f %14.0f %8.3f   %s (target ratio >= 0.95)\n", median(offs), median(ons),
+                  median(ratios), name.c_str());
+    }
+    for (Server& e : extra) stop(e);
     stop(off);
   }
   stop(on);

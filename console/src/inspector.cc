@@ -424,11 +424,17 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
   chunk.count = batch.size();
   chunk.min_time = batch.front()->time;
   chunk.max_time = batch.front()->time;
+  chunk.jsonl = store->take_buffer();
+  chunk.jsonl.reserve(batch.size() * 512);
   std::vector<std::pair<size_t, size_t>> spans;  // (offset, length) of each record's JSON in chunk.jsonl
   spans.reserve(batch.size());
-  std::vector<std::shared_ptr<const Record>> records;
-  records.reserve(batch.size());
-  for (auto& r : batch) {
+  // The batch's records share one owner: the ring's pointers alias it, so a
+  // batch costs one allocation for ownership, not one per record.
+  auto owner = std::make_shared<std::vector<std::unique_ptr<Record>>>(std::move(batch));
+  batch = std::vector<std::unique_ptr<Record>>();
+  batch.reserve(kBatchMax);
+  const std::vector<std::unique_ptr<Record>>& records = *owner;
+  for (const auto& r : records) {
     r->id = ++next_id;
     chunk.min_time = std::min(chunk.min_time, r->time);
     chunk.max_time = std::max(chunk.max_time, r->time);
@@ -436,11 +442,10 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
     append_json(*r, chunk.jsonl);
     spans.emplace_back(at, chunk.jsonl.size() - at);
     chunk.jsonl.push_back('\n');
-    records.emplace_back(std::move(r));
   }
   {
     std::lock_guard<std::mutex> lock(ring_mu);
-    for (const auto& r : records) ring.push_back(r);
+    for (const auto& r : records) ring.emplace_back(owner, r.get());
     while (ring.size() > opts.memory_records) ring.pop_front();
   }
   last_id = next_id;

@@ -33,6 +33,9 @@ namespace {
 constexpr int kSchemaVersion = 2;
 constexpr uint64_t kMaxId = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 constexpr size_t kMaxSecretBytes = 4096;
+// Chunk buffers kept for reuse (Store::take_buffer).
+constexpr size_t kSpareBuffers = 8;
+constexpr size_t kMaxSpareBuffer = size_t{4} << 20;
 // scan() and recent() read chunks in groups of about this many bytes per
 // lock of the reader connection.
 constexpr size_t kReadGroupBytes = size_t{1} << 20;
@@ -462,6 +465,7 @@ struct Store::Impl {
   std::condition_variable done_cv;  // wakes flush()
   // Guarded by mu.
   std::deque<RecordChunk> queue;
+  std::vector<std::string> spare_buffers;  // cleared jsonl buffers of written chunks
   size_t queued_records = 0;  // sum of `count` over `queue`
   size_t queued_bytes = 0;    // sum of jsonl sizes over `queue`
   std::chrono::steady_clock::time_point first_queued;  // when queue became non-empty
@@ -528,9 +532,15 @@ void Store::Impl::WriterLoop() {
     if (!queue.empty()) first_queued = std::chrono::steady_clock::now();
     lock.unlock();
     Status s = WriteBatch(batch);
-    batch.clear();
     const uint64_t cpu = thread_cpu_ns();
     lock.lock();
+    for (RecordChunk& c : batch) {
+      if (spare_buffers.size() >= kSpareBuffers) break;
+      if (c.jsonl.capacity() > kMaxSpareBuffer) continue;
+      c.jsonl.clear();
+      spare_buffers.push_back(std::move(c.jsonl));
+    }
+    batch.clear();
     done_seq += n;
     writer_cpu_ns = cpu;
     if (s.ok()) {
@@ -912,6 +922,14 @@ Result<std::vector<StoredSubscription>> Store::load_subscriptions() {
 // --- Records
 
 bool Store::append_chunk(RecordChunk chunk) { return impl_->Append(std::move(chunk)); }
+
+std::string Store::take_buffer() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->spare_buffers.empty()) return {};
+  std::string b = std::move(impl_->spare_buffers.back());
+  impl_->spare_buffers.pop_back();
+  return b;
+}
 
 Status Store::flush() {
   Impl& m = *impl_;

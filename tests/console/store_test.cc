@@ -385,6 +385,26 @@ TEST_CASE("append chunks, flush and page through recent records") {
   CHECK(*max == 1000);
 }
 
+TEST_CASE("written chunks' buffers come back, empty, for reuse; at most 8") {
+  auto store = must_open(memory_options());
+  CHECK(store->take_buffer().capacity() < 64);  // nothing written yet: a new string
+  const double t = now_seconds();
+  for (uint64_t i = 0; i < 10; ++i) {
+    RecordChunk c = make_chunk(i * 20 + 1, 20, t);
+    c.jsonl.reserve(100000);
+    REQUIRE(store->append_chunk(std::move(c)));
+  }
+  REQUIRE(store->flush().ok());
+  int reused = 0;
+  for (int i = 0; i < 10; ++i) {
+    std::string b = store->take_buffer();
+    CHECK(b.empty());
+    if (b.capacity() >= 100000) ++reused;
+  }
+  CHECK(reused == 8);
+  CHECK(recent_ids(*store, 200) == descending(200, 1));  // reuse touched no stored record
+}
+
 TEST_CASE("a chunk overlapping stored ids replaces the chunks it overlaps") {
   auto store = must_open(memory_options());
   const double t = now_seconds();

@@ -174,6 +174,11 @@ class Store {
   // newline-terminated lines (only the newlines are counted; the lines are
   // not parsed).
   bool append_chunk(RecordChunk chunk);
+  // An empty string to fill as the next chunk's jsonl: the buffer of a chunk
+  // the writer has finished with when one is spare (up to 8 are kept, each
+  // at most 4 MiB), else a new one. Chunk buffers then circulate between the
+  // two threads instead of being freed on one and allocated on the other.
+  std::string take_buffer();
   // Waits until every chunk appended before the call has been written (or
   // its batch failed). Returns the writer's error if a batch that finished
   // during this call failed, Ok otherwise.

@@ -443,11 +443,16 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
     spans.emplace_back(at, chunk.jsonl.size() - at);
     chunk.jsonl.push_back('\n');
   }
+  std::vector<std::shared_ptr<const Record>> evicted;  // freed after the lock is released
   {
     std::lock_guard<std::mutex> lock(ring_mu);
     for (const auto& r : records) ring.emplace_back(owner, r.get());
-    while (ring.size() > opts.memory_records) ring.pop_front();
+    while (ring.size() > opts.memory_records) {
+      evicted.push_back(std::move(ring.front()));
+      ring.pop_front();
+    }
   }
+  evicted.clear();
   last_id = next_id;
 
   // Match, then group by client: client -> items, each item one record with

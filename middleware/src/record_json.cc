@@ -58,7 +58,7 @@ void append_string(std::string_view s, std::string& out) {
       case '\t': out += "\\t"; ++i; continue;
       default: break;
     }
-    if (c < 0x20 || c == 0x7F) {
+    if (c < 0x20) {
       out += "\\u00";
       out.push_back(kHex[c >> 4]);
       out.push_back(kHex[c & 0xF]);

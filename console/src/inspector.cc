@@ -429,8 +429,14 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
   std::vector<std::pair<size_t, size_t>> spans;  // (offset, length) of each record's JSON in chunk.jsonl
   spans.reserve(batch.size());
   // The batch's records share one owner: the ring's pointers alias it, so a
-  // batch costs one allocation for ownership, not one per record.
-  auto owner = std::make_shared<std::vector<std::unique_ptr<Record>>>(std::move(batch));
+  // batch costs one allocation for ownership, not one per record. When the
+  // last of them leaves the ring, the records go back to capture for reuse.
+  std::shared_ptr<std::vector<std::unique_ptr<Record>>> owner(
+      new std::vector<std::unique_ptr<Record>>(std::move(batch)),
+      [c = capture.get()](std::vector<std::unique_ptr<Record>>* v) {
+        c->recycle(*v);
+        delete v;
+      });
   batch = std::vector<std::unique_ptr<Record>>();
   batch.reserve(kBatchMax);
   const std::vector<std::unique_ptr<Record>>& records = *owner;

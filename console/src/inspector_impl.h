@@ -134,6 +134,8 @@ class Inspector::Impl {
   bool post(const std::shared_ptr<Command>& c);
 
   // The newest records. Guarded by ring_mu; appended by the dispatcher.
+  // Declared after `capture`, which the records return to when the ring
+  // releases them, so it is destroyed first.
   mutable std::mutex ring_mu;
   std::deque<std::shared_ptr<const Record>> ring;
 

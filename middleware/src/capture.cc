@@ -138,7 +138,83 @@ std::string_view first_hop(std::string_view xff) {
   return hop;
 }
 
+// Heap bytes held by a string (0 while it fits in the string itself).
+size_t heap_bytes(const std::string& s) {
+  return s.capacity() > std::string().capacity() ? s.capacity() + 1 : 0;
+}
+
+size_t heap_text_bytes(const Record& r) {
+  size_t n = heap_bytes(r.method) + heap_bytes(r.path) + heap_bytes(r.query) + heap_bytes(r.remote_ip) +
+             heap_bytes(r.host) + heap_bytes(r.user_agent) + heap_bytes(r.referer) +
+             heap_bytes(r.http_version);
+  n += r.headers.capacity() * sizeof(r.headers[0]) + r.tags.capacity() * sizeof(r.tags[0]);
+  for (const auto& [k, v] : r.headers) n += heap_bytes(k) + heap_bytes(v);
+  for (const auto& [k, v] : r.tags) n += heap_bytes(k) + heap_bytes(v);
+  return n;
+}
+
+// Back to a new record's values, keeping the strings' capacity. The header
+// entries stay for fill() to overwrite in place: it assigns each one and then
+// trims the vector to the request's count.
+void reset_for_reuse(Record& r) {
+  r.id = 0;
+  r.time = 0;
+  r.method.clear();
+  r.path.clear();
+  r.query.clear();
+  r.status_code = 0;
+  r.wall_time = 0;
+  r.cpu_time = 0;
+  r.remote_ip.clear();
+  r.host.clear();
+  r.user_agent.clear();
+  r.referer.clear();
+  r.http_version.clear();
+  r.request_bytes = 0;
+  r.response_bytes = 0;
+  r.random = 0;
+  r.tags.clear();
+}
+
 }  // namespace
+
+std::unique_ptr<Record> Capture::take_record() {
+  if (spare_count_.load(std::memory_order_relaxed) > 0 && spare_mu_.try_lock()) {
+    std::unique_ptr<Record> r;
+    if (!spares_.empty()) {
+      r = std::move(spares_.back());
+      spares_.pop_back();
+      spare_count_.store(spares_.size(), std::memory_order_relaxed);
+    }
+    spare_mu_.unlock();
+    if (r) {
+      reused_.fetch_add(1, std::memory_order_relaxed);
+      return r;
+    }
+  }
+  return std::make_unique<Record>();
+}
+
+void Capture::recycle(std::vector<std::unique_ptr<Record>>& records) {
+  // Reset outside the lock: the request threads only try_lock it.
+  size_t keep = 0;
+  const size_t room = kSpareRecords - std::min(kSpareRecords, spare_count_.load(std::memory_order_relaxed));
+  for (auto& r : records) {
+    if (!r || keep >= room || heap_text_bytes(*r) > kSpareRecordBytes) continue;
+    reset_for_reuse(*r);
+    records[keep++] = std::move(r);
+  }
+  records.resize(keep);  // frees the rest
+  {
+    std::lock_guard<std::mutex> lock(spare_mu_);
+    for (auto& r : records) {
+      if (spares_.size() >= kSpareRecords) break;
+      spares_.push_back(std::move(r));
+    }
+    spare_count_.store(spares_.size(), std::memory_order_relaxed);
+  }
+  records.clear();
+}
 
 struct Capture::Hooks {
   static int begin(int slot, mg_connection* conn) {
@@ -146,7 +222,6 @@ struct Capture::Hooks {
     Capture* c = s.capture.load(std::memory_order_acquire);
     RequestContext& t = t_request;
     t.capture = nullptr;
-    t.record.reset();
     if (c != nullptr && c->enabled_.load(std::memory_order_relaxed)) {
       const int64_t self0 = c->options_.measure_self_time ? mono_ns() : 0;
       const mg_request_info* ri = mg_get_request_info(conn);
@@ -155,7 +230,11 @@ struct Capture::Hooks {
         c->excluded_.fetch_add(1, std::memory_order_relaxed);
       } else {
         t.capture = c;
-        t.record = std::make_unique<Record>();
+        if (t.record) {
+          reset_for_reuse(*t.record);  // left by a request that never reached log_access
+        } else {
+          t.record = c->take_record();
+        }
         t.record->time = std::chrono::duration<double>(
                              std::chrono::system_clock::now().time_since_epoch()).count();
         t.status_override = 0;
@@ -207,7 +286,10 @@ struct Capture::Hooks {
   static void fill(Capture* c, const mg_connection* conn, const char* message, Record& r) {
     const CaptureOptions& o = c->options_;
     const mg_request_info* ri = mg_get_request_info(conn);
-    if (ri == nullptr) return;
+    if (ri == nullptr) {
+      r.headers.clear();
+      return;
+    }
     r.method = ri->request_method ? ri->request_method : "";
     r.path = ri->local_uri ? ri->local_uri : "";
     if (ri->query_string) r.query = redact_query(ri->query_string, o.redact_params);
@@ -218,11 +300,16 @@ struct Capture::Hooks {
     const char* referer = nullptr;
     const char* ua = nullptr;
     bool upgrade = false;
+    // A reused record's header entries are overwritten in place (keeping
+    // their strings' capacity), then the vector is trimmed to `n`.
     r.headers.reserve(static_cast<size_t>(std::max(ri->num_headers, 0)));
+    size_t n = 0;
     for (int i = 0; i < ri->num_headers; ++i) {
       const mg_header& h = ri->http_headers[i];
       if (h.name == nullptr) continue;
-      std::string name(h.name);
+      if (n == r.headers.size()) r.headers.emplace_back();
+      auto& [name, stored] = r.headers[n++];
+      name.assign(h.name);
       for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       const char* value = h.value ? h.value : "";
       if (name == "host") {
@@ -240,13 +327,14 @@ struct Capture::Hooks {
         if (!hop.empty()) r.remote_ip = std::string(hop);
       }
       if (in_list(name, o.redact_headers)) {
-        r.headers.emplace_back(std::move(name), std::string(kRedacted));
+        stored.assign(kRedacted);
       } else if (name == "referer") {
-        r.headers.emplace_back(std::move(name), r.referer);
+        stored.assign(r.referer);
       } else {
-        r.headers.emplace_back(std::move(name), value);
+        stored.assign(value);
       }
     }
+    r.headers.resize(n);
     int64_t bytes = 0;
     if (message == nullptr || !parse_bytes_sent(message, referer, ua, bytes)) {
       c->bytes_unparsed_.fetch_add(1, std::memory_order_relaxed);
@@ -318,6 +406,7 @@ Capture::Stats Capture::stats() const {
   s.dropped_queue = queue_.dropped();
   s.excluded = excluded_.load(std::memory_order_relaxed);
   s.bytes_unparsed = bytes_unparsed_.load(std::memory_order_relaxed);
+  s.reused = reused_.load(std::memory_order_relaxed);
   s.self_ns = self_ns_.load(std::memory_order_relaxed);
   uint64_t total = 0;
   for (const auto& b : self_hist_) total += b.load(std::memory_order_relaxed);

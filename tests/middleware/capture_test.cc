@@ -403,6 +403,62 @@ TEST_CASE("tags attached by the handler become tag.NAME") {
   CHECK(r.tags.size() == 2);
 }
 
+TEST_CASE("recycled records are reused with nothing of their previous request left") {
+  TestApp app;
+  auto take = [&app] {
+    std::vector<std::unique_ptr<Record>> got;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (got.empty() && std::chrono::steady_clock::now() < deadline) app.capture.queue().pop_batch(got, 1, 50ms);
+    REQUIRE(got.size() == 1);
+    return got;
+  };
+  // A request that fills every field: query, tags, redaction, many headers.
+  exchange_raw(app.port,
+               "POST /tagged?token=abc&page=2 HTTP/1.1\r\nHost: a.example:1\r\nUser-Agent: " +
+                   std::string(300, 'u') + "\r\nReferer: http://r.example/?key=k\r\nCookie: c=1\r\nX-Long: " +
+                   std::string(200, 'x') + "\r\nX-Extra: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  auto first = take();
+  REQUIRE(first[0]->headers.size() == 8);
+  REQUIRE(first[0]->tags.size() == 2);
+  const Record* address = first[0].get();
+  app.capture.recycle(first);
+  CHECK(first.empty());
+
+  exchange_raw(app.port, "GET /api/hello HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+  auto second = take();
+  CHECK(app.capture.stats().reused == 1);
+  CHECK(second[0].get() == address);
+  const Record& r = *second[0];
+  CHECK(r.id == 0);
+  CHECK(r.method == "GET");
+  CHECK(r.path == "/api/hello");
+  CHECK(r.query.empty());
+  CHECK(r.status_code == 200);
+  CHECK(r.host == "b");
+  CHECK(r.user_agent.empty());
+  CHECK(r.referer.empty());
+  CHECK(r.request_bytes == 0);
+  CHECK(r.response_bytes > 0);
+  CHECK(r.tags.empty());
+  REQUIRE(r.headers.size() == 2);
+  CHECK(r.headers[0] == std::pair<std::string, std::string>("host", "b"));
+  CHECK(r.headers[1] == std::pair<std::string, std::string>("connection", "close"));
+
+  // A record holding more text than a spare may keep is freed, not kept.
+  exchange_raw(app.port, "GET /api/hello HTTP/1.1\r\nHost: c\r\nX-Big: " + std::string(5000, 'b') +
+                             "\r\nConnection: close\r\n\r\n");
+  auto big = take();
+  REQUIRE(big[0]->header("x-big") != nullptr);
+  app.capture.recycle(second);  // the spares: just this one
+  app.capture.recycle(big);     // too big: freed
+  CHECK(big.empty());
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(test::http(app.port, "GET", "/api/hello").ok());
+    take();
+  }
+  CHECK(app.capture.stats().reused == 2);
+}
+
 TEST_CASE("the console prefix is not captured, in any letter case") {
   TestApp app;
   for (const char* p : {"/_clio/api/stats", "/_CLIO/api/stats", "/_Clio/"}) {

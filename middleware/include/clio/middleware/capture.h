@@ -104,9 +104,9 @@ class Capture {
   // which reuse them, and their strings' capacity, instead of allocating and
   // freeing two or more blocks per request across threads. Optional; takes
   // every record out of `records` (which is left empty). At most
-  // kSpareRecords are kept; a record holding more than kSpareRecordBytes of
-  // text, or already spare records beyond that count, is freed. Must not be
-  // called after this Capture is destroyed.
+  // kSpareRecords spares are kept; records beyond that, and any holding more
+  // than kSpareRecordBytes of text, are freed. Must not be called after this
+  // Capture is destroyed.
   void recycle(std::vector<std::unique_ptr<Record>>& records);
   static constexpr size_t kSpareRecords = 1024;
   static constexpr size_t kSpareRecordBytes = 4096;

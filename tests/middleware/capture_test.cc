@@ -412,6 +412,17 @@ TEST_CASE("recycled records are reused with nothing of their previous request le
     REQUIRE(got.size() == 1);
     return got;
   };
+  // The JSON of a record without the fields that differ between two runs of
+  // the same request.
+  auto stable_json = [](Record r) {
+    r.time = r.wall_time = r.cpu_time = r.random = 0;
+    return to_json(r);
+  };
+  const std::string request_b = "GET /api/hello HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n";
+  exchange_raw(app.port, request_b);
+  const std::string fresh = stable_json(*take()[0]);
+  CHECK(app.capture.stats().reused == 0);
+
   // A request that fills every field: query, tags, redaction, many headers.
   exchange_raw(app.port,
                "POST /tagged?token=abc&page=2 HTTP/1.1\r\nHost: a.example:1\r\nUser-Agent: " +
@@ -424,10 +435,12 @@ TEST_CASE("recycled records are reused with nothing of their previous request le
   app.capture.recycle(first);
   CHECK(first.empty());
 
-  exchange_raw(app.port, "GET /api/hello HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n");
+  exchange_raw(app.port, request_b);
   auto second = take();
   CHECK(app.capture.stats().reused == 1);
   CHECK(second[0].get() == address);
+  // Every field, including any added to Record later, is as in a new record.
+  CHECK(stable_json(*second[0]) == fresh);
   const Record& r = *second[0];
   CHECK(r.id == 0);
   CHECK(r.method == "GET");

@@ -58,6 +58,16 @@ struct Server {
   int port = 0;
 };
 
+// Starts the demo app with s.callbacks and attaches s.inspector, if any.
+void start_demo(Server& s) {
+  auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 48);
+  s.ctx = mg_start(&s.callbacks, nullptr, opts.pointers());
+  if (s.ctx == nullptr) std::exit(1);
+  clio::demo::register_handlers(s.ctx);
+  if (s.inspector && !s.inspector->attach(s.ctx).ok()) std::exit(1);
+  s.port = clio::demo::bound_port(s.ctx);
+}
+
 Server start(bool with_inspector, bool cpu_time = true) {
   Server s;
   if (with_inspector) {
@@ -73,20 +83,14 @@ Server start(bool with_inspector, bool cpu_time = true) {
     s.inspector = std::move(*created);
     if (!s.inspector->install(&s.callbacks).ok()) std::exit(1);
   }
-  auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 48);
-  s.ctx = mg_start(&s.callbacks, nullptr, opts.pointers());
-  if (s.ctx == nullptr) std::exit(1);
-  clio::demo::register_handlers(s.ctx);
-  if (s.inspector && !s.inspector->attach(s.ctx).ok()) std::exit(1);
-  s.port = clio::demo::bound_port(s.ctx);
+  start_demo(s);
   return s;
 }
 
 // No inspector, only what DESIGN §3 asks of every request for cpu_time: a
 // CLOCK_THREAD_CPUTIME_ID read in begin_request and another in end_request.
 // The floor any inspector with cpu_time pays.
-thread_local timespec t_cpu_begin;
-std::atomic<int64_t> g_cpu_ns{0};
+thread_local timespec t_cpu_begin, t_cpu_end;
 
 Server start_clock_only() {
   Server s;
@@ -94,17 +98,8 @@ Server start_clock_only() {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t_cpu_begin);
     return 0;
   };
-  s.callbacks.end_request = [](const mg_connection*, int) {
-    timespec end;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &end);
-    g_cpu_ns.fetch_add((end.tv_sec - t_cpu_begin.tv_sec) * 1000000000LL + (end.tv_nsec - t_cpu_begin.tv_nsec),
-                       std::memory_order_relaxed);
-  };
-  auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 48);
-  s.ctx = mg_start(&s.callbacks, nullptr, opts.pointers());
-  if (s.ctx == nullptr) std::exit(1);
-  clio::demo::register_handlers(s.ctx);
-  s.port = clio::demo::bound_port(s.ctx);
+  s.callbacks.end_request = [](const mg_connection*, int) { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t_cpu_end); };
+  start_demo(s);
   return s;
 }
 
@@ -242,24 +237,29 @@ int main(int argc, char** argv) {
     // dropped on the request thread) with and without cpu_time, and the two
     // CPU clock reads alone.
     std::vector<Server> extra;
-    std::vector<std::pair<std::string, Server*>> variants{{cpu_time ? "on" : "on, no cpu_time", &on}};
+    // counts: the server has a running dispatcher whose record counts are printed.
+    struct Variant {
+      std::string name;
+      Server* server;
+      bool counts;
+    };
+    std::vector<Variant> variants{{cpu_time ? "on" : "on, no cpu_time", &on, true}};
     if (breakdown) {
       extra.reserve(4);
       extra.push_back(start(true, !cpu_time));
-      variants.emplace_back(cpu_time ? "on, no cpu_time" : "on", &extra.back());
+      variants.push_back({cpu_time ? "on, no cpu_time" : "on", &extra.back(), true});
       for (bool cpu : {true, false}) {
         extra.push_back(start(true, cpu));
         extra.back().inspector->pause_dispatcher_for_test(true);
-        variants.emplace_back(cpu ? "capture only" : "capture only, no cpu_time", &extra.back());
+        variants.push_back({cpu ? "capture only" : "capture only, no cpu_time", &extra.back(), false});
       }
       extra.push_back(start_clock_only());
-      variants.emplace_back("cpu clock reads only", &extra.back());
+      variants.push_back({"cpu clock reads only", &extra.back(), false});
     }
     std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates)\n", wrk_seconds, rounds);
-    for (auto& [name, server] : variants) {
+    for (auto& [name, server, counts] : variants) {
       std::printf("%-6s %14s %14s %8s   %s\n", "round", "off req/s", "on req/s", "ratio", name.c_str());
       std::vector<double> ratios, offs, ons;
-      const bool counts = server->inspector && name.rfind("capture only", 0) != 0;  // a held dispatcher counts nothing
       const auto before = counts ? server->inspector->stats() : clio::console::InspectorStats{};
       run_wrk(off.port, 1, 8, 1);
       run_wrk(server->port, 1, 8, 1);

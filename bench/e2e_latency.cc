@@ -7,8 +7,11 @@
 // inspector on vs off, alternating, in the same run.
 //
 //   e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1]
-//               [--breakdown 0|1]
+//               [--breakdown 0|1] [--db DIR|:memory:]
 //
+// --db DIR puts each inspector's SQLite database in DIR (default: a fresh
+// directory under /tmp, removed at exit), as the demo keeps it in a file;
+// --db :memory: keeps them in memory.
 // --cpu-time 0 runs the inspector with CaptureOptions::measure_cpu_time off.
 // --breakdown 1 also compares, each against off: the inspector with the other
 // cpu_time setting, and capture alone (dispatcher held) with and without it.
@@ -68,11 +71,28 @@ void start_demo(Server& s) {
   s.port = clio::demo::bound_port(s.ctx);
 }
 
+// Where the inspectors' databases go: a directory, or ":memory:".
+std::string g_db_dir;
+std::vector<std::string> g_db_files;
+
+std::string next_db_path() {
+  if (g_db_dir == ":memory:") return g_db_dir;
+  const std::string path = g_db_dir + "/e2e-" + std::to_string(g_db_files.size()) + ".db";
+  g_db_files.push_back(path);
+  return path;
+}
+
+void remove_db_files() {
+  for (const auto& f : g_db_files) {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((f + suffix).c_str());
+  }
+}
+
 Server start(bool with_inspector, bool cpu_time = true) {
   Server s;
   if (with_inspector) {
     clio::console::InspectorOptions o;
-    o.db_path = ":memory:";
+    o.db_path = next_db_path();
     o.admin_key = kKey;
     o.capture.measure_cpu_time = cpu_time;
     auto created = clio::console::Inspector::create(o);
@@ -126,20 +146,33 @@ using clio::bench::run_wrk;
 
 int main(int argc, char** argv) {
   int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5, cpu_time = 1, breakdown = 0;
+  std::string db_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const int v = std::atoi(argv[i + 1]);
-    if (k == "--rate") rate = v;
+    if (k == "--db") db_dir = argv[i + 1];
+    else if (k == "--rate") rate = v;
     else if (k == "--seconds") seconds = v;
     else if (k == "--rounds") rounds = v;
     else if (k == "--wrk-seconds") wrk_seconds = v;
     else if (k == "--cpu-time") cpu_time = v;
     else if (k == "--breakdown") breakdown = v;
     else {
-      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1] [--breakdown 0|1]\n");
+      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1] [--breakdown 0|1] [--db DIR|:memory:]\n");
       return 2;
     }
   }
+  std::string made_dir;
+  if (db_dir.empty()) {
+    char tmpl[] = "/tmp/clio-e2e-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) {
+      std::perror("mkdtemp");
+      return 1;
+    }
+    db_dir = made_dir = tmpl;
+  }
+  g_db_dir = db_dir;
+  std::printf("databases: %s\n", db_dir == ":memory:" ? "in memory" : db_dir.c_str());
   mg_init_library(0);
   Server on = start(true, cpu_time != 0);
 
@@ -296,5 +329,7 @@ int main(int argc, char** argv) {
   }
   stop(on);
   mg_exit_library();
+  remove_db_files();
+  if (!made_dir.empty()) rmdir(made_dir.c_str());
   return 0;
 }

@@ -23,6 +23,7 @@
 
 #include "bench_util.h"
 #include "clio/console/store.h"
+#include "clio/middleware/record_binary.h"
 
 namespace {
 
@@ -66,8 +67,7 @@ std::vector<clio::console::RecordChunk> make_chunks(uint64_t records, uint64_t p
     c.count = static_cast<size_t>(std::min(per_chunk, records - first + 1));
     c.min_time = c.max_time = now;
     for (uint64_t id = first; id < first + c.count; ++id) {
-      clio::append_json(sample_record(id, now), c.jsonl);
-      c.jsonl.push_back('\n');
+      clio::append_binary(sample_record(id, now), c.body);
     }
     chunks.push_back(std::move(c));
   }

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "clio/middleware/http_schema.h"
+#include "clio/middleware/record_binary.h"
 #include "inspector_impl.h"
 
 namespace clio::console {
@@ -417,17 +418,16 @@ void Inspector::Impl::run_dispatcher() {
 }
 
 void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch) {
-  // Each record is encoded once; the text serves the store's chunk, the
-  // JSON-lines log and the channel messages.
+  // Every record is encoded in binary for the store; JSON, which costs more
+  // to produce and three times the bytes, only for the records that matched
+  // (the channel's messages) and for the JSON-lines log when one is open.
   RecordChunk chunk;
   chunk.first_id = next_id + 1;
   chunk.count = batch.size();
   chunk.min_time = batch.front()->time;
   chunk.max_time = batch.front()->time;
-  chunk.jsonl = store->take_buffer();
-  chunk.jsonl.reserve(batch.size() * 512);
-  std::vector<std::pair<size_t, size_t>> spans;  // (offset, length) of each record's JSON in chunk.jsonl
-  spans.reserve(batch.size());
+  chunk.body = store->take_buffer();
+  chunk.body.reserve(batch.size() * 256);
   // The batch's records share one owner: the ring's pointers alias it, so a
   // batch costs one allocation for ownership, not one per record. When the
   // last of them leaves the ring, the records go back to capture for reuse.
@@ -444,10 +444,7 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
     r->id = ++next_id;
     chunk.min_time = std::min(chunk.min_time, r->time);
     chunk.max_time = std::max(chunk.max_time, r->time);
-    const size_t at = chunk.jsonl.size();
-    append_json(*r, chunk.jsonl);
-    spans.emplace_back(at, chunk.jsonl.size() - at);
-    chunk.jsonl.push_back('\n');
+    append_binary(*r, chunk.body);
   }
   std::vector<std::shared_ptr<const Record>> evicted;  // freed after the lock is released
   {
@@ -466,6 +463,7 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
   std::unordered_map<std::string, std::vector<Item>> out;
   std::vector<uint64_t> ids;
   std::unordered_map<std::string, std::vector<uint64_t>> by_client;
+  std::string json_text;
   for (size_t k = 0; k < records.size(); ++k) {
     ids.clear();
     matcher->match(HttpRecordView(*records[k]), ids);
@@ -482,11 +480,18 @@ void Inspector::Impl::process_batch(std::vector<std::unique_ptr<Record>>& batch)
       }
     }
     matched.fetch_add(ids.size(), std::memory_order_relaxed);
-    const std::string_view json_text(chunk.jsonl.data() + spans[k].first, spans[k].second);
+    json_text.clear();
+    append_json(*records[k], json_text);
     for (auto& [client, sub_ids] : by_client) out[client].push_back({item_text(sub_ids, json_text), sub_ids.size()});
   }
   if (jsonl) {
-    std::fwrite(chunk.jsonl.data(), 1, chunk.jsonl.size(), jsonl);
+    std::string lines;
+    lines.reserve(records.size() * 512);
+    for (const auto& r : records) {
+      append_json(*r, lines);
+      lines.push_back('\n');
+    }
+    std::fwrite(lines.data(), 1, lines.size(), jsonl);
     std::fflush(jsonl);
   }
   store->append_chunk(std::move(chunk));

@@ -21,6 +21,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "clio/middleware/record_binary.h"
+
 namespace clio::console {
 namespace {
 
@@ -30,7 +32,7 @@ namespace {
     if (!status_.ok()) return status_;  \
   } while (0)
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr uint64_t kMaxId = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 constexpr size_t kMaxSecretBytes = 4096;
 // Chunk buffers kept for reuse (Store::take_buffer).
@@ -69,6 +71,14 @@ constexpr const char* kMigrateV1 = R"sql(
 INSERT INTO meta(key, value) SELECT 'max_record_id', coalesce(max(id), 0) FROM records WHERE true
   ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value);
 DROP TABLE records;
+)sql";
+// Version 2 kept chunks of JSON lines; version 3 keeps the binary encoding.
+// Records are a cache: the old chunks go, their highest id survives in meta.
+constexpr const char* kCountChunks = "SELECT count(*) FROM chunks";
+constexpr const char* kMigrateV2 = R"sql(
+INSERT INTO meta(key, value) SELECT 'max_record_id', coalesce(max(last_id), 0) FROM chunks WHERE true
+  ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value);
+DELETE FROM chunks;
 )sql";
 // 64 KiB pages: a chunk spans few pages, so the writer makes few system
 // calls (measured: 4 KiB pages cost the writer over twice the CPU).
@@ -373,7 +383,15 @@ Status prepare_database(Conn& conn, bool memory) {
       CLIO_RETURN_IF_ERROR(conn.Exec(kMigrateV1, "cannot migrate the version 1 records table"));
       migrated = true;
     }
-    CLIO_RETURN_IF_ERROR(conn.Exec("PRAGMA user_version = 2", "cannot set the schema version"));
+    if (*version == 2) {
+      auto chunks = scalar(conn, kCountChunks, "cannot read the schema");
+      if (!chunks.ok()) return chunks.status();
+      if (*chunks > 0) {
+        CLIO_RETURN_IF_ERROR(conn.Exec(kMigrateV2, "cannot migrate the version 2 chunks"));
+        migrated = true;
+      }
+    }
+    CLIO_RETURN_IF_ERROR(conn.Exec("PRAGMA user_version = 3", "cannot set the schema version"));
   }
   CLIO_RETURN_IF_ERROR(run(conn, kSetMeta, "cannot write to the database", [](Stmt& s) {
     s.BindText(1, "opened_at");
@@ -391,25 +409,19 @@ Status prepare_database(Conn& conn, bool memory) {
   return Status::Ok();
 }
 
-// Counts the '\n' in `text`.
-size_t count_lines(std::string_view text) {
-  size_t n = 0;
-  const char* p = text.data();
-  const char* const end = p + text.size();
-  while (p < end) {
-    const void* nl = std::memchr(p, '\n', static_cast<size_t>(end - p));
-    if (nl == nullptr) break;
-    ++n;
-    p = static_cast<const char*>(nl) + 1;
+// Whether `body` is exactly `count` encoded records.
+bool holds_records(std::string_view body, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!skip_binary(body)) return false;
   }
-  return n;
+  return body.empty();
 }
 
 // A chunk append_chunk() accepts: see store.h.
 bool well_formed(const RecordChunk& c) {
   return c.count > 0 && c.first_id >= 1 && c.first_id <= kMaxId &&
          c.count - 1 <= kMaxId - c.first_id && !(c.min_time > c.max_time) &&
-         !c.jsonl.empty() && c.jsonl.back() == '\n' && count_lines(c.jsonl) == c.count;
+         holds_records(c.body, c.count);
 }
 
 uint64_t thread_cpu_ns() {
@@ -434,7 +446,7 @@ Result<uint64_t> delete_counting(Conn& conn, const char* sql, std::string_view w
   }
 }
 
-// A chunk as read back: its ids and its JSON lines.
+// A chunk as read back: its ids and its encoded records.
 struct StoredChunk {
   uint64_t first_id = 0;
   uint64_t count = 0;
@@ -465,9 +477,9 @@ struct Store::Impl {
   std::condition_variable done_cv;  // wakes flush()
   // Guarded by mu.
   std::deque<RecordChunk> queue;
-  std::vector<std::string> spare_buffers;  // cleared jsonl buffers of written chunks
+  std::vector<std::string> spare_buffers;  // cleared body buffers of written chunks
   size_t queued_records = 0;  // sum of `count` over `queue`
-  size_t queued_bytes = 0;    // sum of jsonl sizes over `queue`
+  size_t queued_bytes = 0;    // sum of body sizes over `queue`
   std::chrono::steady_clock::time_point first_queued;  // when queue became non-empty
   uint64_t appended_seq = 0;      // records accepted by append_chunk()
   uint64_t done_seq = 0;          // records committed or lost, in append order
@@ -487,7 +499,7 @@ struct Store::Impl {
   Status PruneByCount(Conn& conn);
   // Reads stored chunks with first_id <= max_id, newest first, into `out`
   // (replacing its contents), until they hold at least `want` ids <= max_id
-  // or about kReadGroupBytes of JSON lines. Locks the reader connection.
+  // or about kReadGroupBytes of chunk bodies. Locks the reader connection.
   Status ReadChunks(uint64_t max_id, uint64_t want, std::vector<StoredChunk>& out);
   // scan() without the std::function: `fn` returns false to stop.
   template <typename Fn>
@@ -498,13 +510,13 @@ bool Store::Impl::Append(RecordChunk&& chunk) {
   const bool ok = well_formed(chunk);
   std::lock_guard<std::mutex> lock(mu);
   if (!ok || chunk.count > options.writer_queue_records - queued_records ||
-      chunk.jsonl.size() > options.writer_queue_bytes - queued_bytes) {
+      chunk.body.size() > options.writer_queue_bytes - queued_bytes) {
     dropped += chunk.count;
     return false;
   }
   if (queue.empty()) first_queued = std::chrono::steady_clock::now();
   queued_records += chunk.count;
-  queued_bytes += chunk.jsonl.size();
+  queued_bytes += chunk.body.size();
   appended_seq += chunk.count;
   queue.push_back(std::move(chunk));
   if (queue.size() == 1 || queued_records >= options.max_batch_records) work_cv.notify_one();
@@ -523,7 +535,7 @@ void Store::Impl::WriterLoop() {
     size_t n = 0, bytes = 0;
     while (!queue.empty() && (batch.empty() || n < options.max_batch_records)) {
       n += queue.front().count;
-      bytes += queue.front().jsonl.size();
+      bytes += queue.front().body.size();
       batch.push_back(std::move(queue.front()));
       queue.pop_front();
     }
@@ -536,9 +548,9 @@ void Store::Impl::WriterLoop() {
     lock.lock();
     for (RecordChunk& c : batch) {
       if (spare_buffers.size() >= kSpareBuffers) break;
-      if (c.jsonl.capacity() > kMaxSpareBuffer) continue;
-      c.jsonl.clear();
-      spare_buffers.push_back(std::move(c.jsonl));
+      if (c.body.capacity() > kMaxSpareBuffer) continue;
+      c.body.clear();
+      spare_buffers.push_back(std::move(c.body));
     }
     batch.clear();
     done_seq += n;
@@ -590,7 +602,7 @@ Status Store::Impl::WriteBatchTxn(Conn& conn, const std::vector<RecordChunk>& ba
     s.Bind(3, static_cast<int64_t>(c.count));
     s.Bind(4, c.min_time);  // a non-finite time binds as NULL
     s.Bind(5, c.max_time);
-    s.BindBlob(6, c.jsonl);
+    s.BindBlob(6, c.body);
     CLIO_RETURN_IF_ERROR(s.Run("cannot insert records"));
     stored_records += c.count;
     max_written = std::max(max_written, last);
@@ -668,33 +680,43 @@ Status Store::Impl::Walk(uint64_t before_id, uint64_t max_records, Fn&& fn) {
   uint64_t max_id = before_id == 0 || before_id > kMaxId ? kMaxId : before_id - 1;
   uint64_t left = max_records;
   std::vector<StoredChunk> group;
-  std::vector<size_t> starts;  // offsets of the lines of one chunk, and the end
+  std::vector<size_t> starts;  // offsets of the records of one chunk
   while (left > 0 && max_id >= 1) {
     CLIO_RETURN_IF_ERROR(ReadChunks(max_id, left, group));
     if (group.empty()) break;
     for (const StoredChunk& c : group) {
       const std::string_view body = c.body;
+      // Where each record starts: a record is found by skipping the ones
+      // before it, so a damaged record hides the rest of its chunk.
       starts.clear();
-      starts.push_back(0);
-      for (size_t at = body.find('\n'); at != std::string_view::npos; at = body.find('\n', at + 1)) {
-        starts.push_back(at + 1);
-      }
-      if (c.count == 0 || starts.size() - 1 != c.count || starts.back() != body.size()) {
-        return Status::Internal("clio store: stored chunk " + std::to_string(c.first_id) +
-                                " holds " + std::to_string(starts.size() - 1) +
-                                " complete lines for " + std::to_string(c.count) + " records");
-      }
-      // Lines k = newest wanted index .. 0; the id of line k is first_id + k.
-      for (uint64_t k = std::min<uint64_t>(c.count - 1, max_id - c.first_id) + 1; k-- > 0;) {
-        const uint64_t id = c.first_id + k;
-        auto record = record_from_json(body.substr(starts[k], starts[k + 1] - starts[k] - 1));
-        if (!record.ok()) {
-          return Status::Internal("clio store: stored record " + std::to_string(id) +
-                                  " does not decode: " + record.status().message());
+      std::string_view rest = body;
+      bool damaged = false;
+      while (!rest.empty() && starts.size() < c.count) {
+        starts.push_back(body.size() - rest.size());
+        if (!skip_binary(rest)) {
+          damaged = true;
+          break;
         }
-        record->id = id;
+      }
+      if (c.count == 0 || (!damaged && (starts.size() != c.count || !rest.empty()))) {
+        return Status::Internal("clio store: stored chunk " + std::to_string(c.first_id) +
+                                " does not hold exactly its " + std::to_string(c.count) + " records");
+      }
+      // Records k = newest wanted index .. 0; the id of record k is first_id + k.
+      for (uint64_t k = std::min<uint64_t>(c.count - 1, max_id - c.first_id) + 1; k-- > 0;) {
+        // Past a damaged record (the last start), report the damaged one.
+        const uint64_t at = std::min<uint64_t>(k, starts.size() - 1);
+        const uint64_t id = c.first_id + k;
+        Record record;
+        std::string_view in = body.substr(starts[at]);
+        Status st = decode_binary(in, record);
+        if (!st.ok() || at != k) {
+          return Status::Internal("clio store: stored record " + std::to_string(c.first_id + at) +
+                                  " does not decode: " + (st.ok() ? "" : st.message()));
+        }
+        record.id = id;
         --left;
-        if (!fn(std::move(*record)) || left == 0) return Status::Ok();
+        if (!fn(std::move(record)) || left == 0) return Status::Ok();
       }
       max_id = c.first_id - 1;
       if (max_id == 0) break;

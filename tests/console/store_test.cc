@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "clio/console/store.h"
+#include "clio/middleware/record_binary.h"
 
 namespace clio::console {
 namespace {
@@ -67,6 +68,17 @@ class RawDb {
     INFO(sql << ": " << (err ? err : ""));
     sqlite3_free(err);
     REQUIRE(rc == SQLITE_OK);
+  }
+
+  // Runs `sql` with `blob` bound to ?1.
+  void set_blob(const std::string& sql, const std::string& blob) {
+    sqlite3_stmt* stmt = nullptr;
+    INFO(sql << ": " << sqlite3_errmsg(db_));
+    REQUIRE(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    sqlite3_bind_blob(stmt, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    REQUIRE(rc == SQLITE_DONE);
   }
 
   // The first column of the first row of `sql` as text ("" for no row or NULL).
@@ -128,8 +140,7 @@ RecordChunk make_chunk(uint64_t first, size_t count, double time) {
   c.min_time = time;
   c.max_time = time;
   for (uint64_t id = first; id < first + count; ++id) {
-    append_json(make_record(id, time), c.jsonl);
-    c.jsonl.push_back('\n');
+    append_binary(make_record(id, time), c.body);
   }
   return c;
 }
@@ -391,7 +402,7 @@ TEST_CASE("written chunks' buffers come back, empty, for reuse; at most 8") {
   const double t = now_seconds();
   for (uint64_t i = 0; i < 10; ++i) {
     RecordChunk c = make_chunk(i * 20 + 1, 20, t);
-    c.jsonl.reserve(100000);
+    c.body.reserve(100000);
     REQUIRE(store->append_chunk(std::move(c)));
   }
   REQUIRE(store->flush().ok());
@@ -414,11 +425,8 @@ TEST_CASE("a chunk overlapping stored ids replaces the chunks it overlaps") {
   RecordChunk again = make_chunk(15, 3, t);  // ids 15..17, inside 11-20
   Record changed = make_record(16, t);
   changed.path = "/changed";
-  again.jsonl.clear();
-  for (uint64_t id = 15; id <= 17; ++id) {
-    append_json(id == 16 ? changed : make_record(id, t), again.jsonl);
-    again.jsonl.push_back('\n');
-  }
+  again.body.clear();
+  for (uint64_t id = 15; id <= 17; ++id) append_binary(id == 16 ? changed : make_record(id, t), again.body);
   REQUIRE(store->append_chunk(std::move(again)));
   REQUIRE(store->flush().ok());
   // 11-20 went whole; 15-17 took its place.
@@ -453,10 +461,11 @@ TEST_CASE("malformed chunks are refused and counted") {
   SUBCASE("first id above 2^63-1") { c.first_id = kMaxId + 1; }
   SUBCASE("last id above 2^63-1") { c.first_id = kMaxId - 1; }
   SUBCASE("last id wraps around") { c.first_id = ~uint64_t{0} - 1; }
-  SUBCASE("fewer lines than count") { c.count = 4; counted = 4; }
-  SUBCASE("more lines than count") { c.count = 2; counted = 2; }
-  SUBCASE("last line not terminated") { c.jsonl.pop_back(); }
-  SUBCASE("empty body") { c.jsonl.clear(); }
+  SUBCASE("fewer records than count") { c.count = 4; counted = 4; }
+  SUBCASE("more records than count") { c.count = 2; counted = 2; }
+  SUBCASE("last record truncated") { c.body.pop_back(); }
+  SUBCASE("a byte after the last record") { c.body.push_back('\0'); }
+  SUBCASE("empty body") { c.body.clear(); }
   SUBCASE("min_time after max_time") { c.min_time = t + 1; }
   CHECK_FALSE(store->append_chunk(std::move(c)));
   CHECK(store->stats().dropped == counted);
@@ -529,24 +538,30 @@ TEST_CASE("a stored chunk that does not decode is a clear error") {
   append_range(*store, 1, 20, t, 10);
   REQUIRE(store->flush().ok());
   RawDb other(o.path);
-  SUBCASE("a line that is not JSON") {
-    other.exec("UPDATE chunks SET body = CAST(replace(CAST(body AS TEXT), '\"/item/15\"', "
-               "'garbage') AS BLOB) WHERE first_id = 11");
+  SUBCASE("a damaged record") {
+    // Chunk 11-20 as stored, with record 15's format byte overwritten.
+    std::string body = make_chunk(11, 10, t).body;
+    std::string_view rest = body;
+    for (int i = 0; i < 4; ++i) REQUIRE(skip_binary(rest));
+    body[body.size() - rest.size()] = '\x07';
+    other.set_blob("UPDATE chunks SET body = ?1 WHERE first_id = 11", body);
     auto page = store->recent(100);
     REQUIRE_FALSE(page.ok());
     CHECK(page.status().code() == StatusCode::kInternal);
-    CHECK(page.status().message().find("stored record 15") != std::string::npos);
-    // Records newer than the damage are still visited by scan() first.
+    CHECK(page.status().message().find("stored record 15 does not decode") != std::string::npos);
+    // Records before the damage are still found; those after it in its
+    // chunk cannot be (a record is found by skipping the ones before it).
+    CHECK(recent_ids(*store, 10, 15) == descending(14, 5));
     std::vector<uint64_t> seen;
-    Status s = store->scan(0, 100, [&](Record&& r) {
+    Status s = store->scan(17, 100, [&](Record&& r) {
       seen.push_back(r.id);
       return true;
     });
     CHECK_FALSE(s.ok());
-    CHECK(seen == descending(20, 16));
-    CHECK(recent_ids(*store, 10, 11) == descending(10, 1));  // below the damage
+    CHECK(s.message().find("stored record 15") != std::string::npos);
+    CHECK(seen.empty());
   }
-  SUBCASE("a line count that does not match") {
+  SUBCASE("a record count that does not match") {
     other.exec("UPDATE chunks SET count = 9 WHERE first_id = 11");
     auto page = store->recent(100);
     REQUIRE_FALSE(page.ok());
@@ -659,7 +674,7 @@ TEST_CASE("a full writer queue drops and counts without blocking") {
 TEST_CASE("the writer queue is bounded in bytes too") {
   StoreOptions o = memory_options();
   const RecordChunk probe = make_chunk(1, 10, now_seconds());
-  o.writer_queue_bytes = probe.jsonl.size() - 1;
+  o.writer_queue_bytes = probe.body.size() - 1;
   auto store = must_open(o);
   CHECK_FALSE(store->append_chunk(probe));
   CHECK(store->append_chunk(make_chunk(1, 2, now_seconds())));
@@ -770,10 +785,55 @@ TEST_CASE("a version 1 database is migrated and keeps subscriptions and secrets"
     CHECK(recent_ids(*store, 10) == descending(45, 43));
   }
   RawDb after(o.path);
-  CHECK(after.text("PRAGMA user_version") == "2");
+  CHECK(after.text("PRAGMA user_version") == "3");
   CHECK(after.text("PRAGMA page_size") == "65536");  // rebuilt with the new page size
   CHECK(after.text("PRAGMA journal_mode") == "wal");
   CHECK(after.text("SELECT count(*) FROM sqlite_master WHERE name = 'records'") == "0");
+  CHECK(after.text("SELECT count(*) FROM chunks") == "1");
+}
+
+TEST_CASE("a version 2 database (chunks of JSON lines) is migrated: records go, the rest stays") {
+  TempDir dir;
+  const StoreOptions o = file_options(dir);
+  {
+    RawDb v2(o.path);
+    v2.exec(R"sql(
+      PRAGMA page_size = 65536;
+      PRAGMA journal_mode = WAL;
+      CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE secrets(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+      CREATE TABLE subscriptions(id INTEGER PRIMARY KEY, client_id TEXT NOT NULL,
+        query TEXT NOT NULL, created REAL NOT NULL, lease_expires REAL NOT NULL DEFAULT 0);
+      CREATE INDEX subscriptions_by_client ON subscriptions(client_id);
+      CREATE TABLE chunks(first_id INTEGER PRIMARY KEY, last_id INTEGER NOT NULL,
+        count INTEGER NOT NULL, min_time REAL, max_time REAL, body BLOB NOT NULL);
+      CREATE INDEX chunks_by_max_time ON chunks(max_time);
+      INSERT INTO meta VALUES('next_subscription_id', 4), ('max_record_id', 10);
+      INSERT INTO secrets VALUES('channel_hmac_key', x'0102');
+      INSERT INTO subscriptions VALUES(3, 'client-3', 'path ~ "/api"', 1.5, 0);
+      INSERT INTO chunks VALUES(11, 12, 2, 1, 1, CAST('{"id":11}' || char(10) || '{"id":12}' || char(10) AS BLOB));
+      PRAGMA user_version = 2;
+    )sql");
+  }
+  {
+    auto store = must_open(o);
+    auto subs = store->load_subscriptions();
+    REQUIRE(subs.ok());
+    REQUIRE(subs->size() == 1);
+    CHECK((*subs)[0].query == "path ~ \"/api\"");
+    auto secret = store->get_or_create_secret("channel_hmac_key", 32);
+    REQUIRE(secret.ok());
+    CHECK(*secret == "\x01\x02");
+    CHECK(recent_ids(*store, 10).empty());  // no JSON chunk is read as binary
+    auto max = store->max_record_id();
+    REQUIRE(max.ok());
+    CHECK(*max == 12);
+    append_range(*store, 13, 15, now_seconds(), 3);
+    REQUIRE(store->flush().ok());
+    CHECK(recent_ids(*store, 10) == descending(15, 13));
+  }
+  RawDb after(o.path);
+  CHECK(after.text("PRAGMA user_version") == "3");
   CHECK(after.text("SELECT count(*) FROM chunks") == "1");
 }
 

@@ -1,5 +1,6 @@
 // The inspector's SQLite store: subscriptions, server secrets and a bounded
-// set of recent records kept as chunks of JSON lines, in one database file
+// set of recent records kept as chunks of binary-encoded records
+// (record_binary.h), in one database file
 // (DESIGN §7).
 //
 //   clio::console::StoreOptions opts;  // opts.path = "clio.db" by default
@@ -24,18 +25,24 @@
 //   every 256 WAL pages (the WAL stays near 16 MiB). Both cut the writer's
 //   system calls per record: measured with bench/store_bench, 4 KiB pages
 //   cost the writer about three times the CPU per record.
-// - Schema: versioned with PRAGMA user_version (currently 2). A database
-//   written by a newer schema is refused at open(), never modified. A
-//   version-1 database (one row per record) is migrated at open() by dropping
-//   its records table: records are a cache; subscriptions, secrets and the
-//   highest record id are kept.
+// - Schema: versioned with PRAGMA user_version (currently 3). A database
+//   written by a newer schema is refused at open(), never modified. An
+//   older one is migrated at open() by dropping its records: version 1's
+//   records table (one row per record), version 2's chunks (JSON lines).
+//   Records are a cache; subscriptions, secrets and the highest record id
+//   are kept.
+// - Encoding: binary, not JSON. Every record is stored, and at thousands of
+//   records per second the writer's CPU goes mostly to moving bytes through
+//   SQLite and the kernel; the binary form is about a third of the JSON's
+//   size and cheaper for the dispatcher to produce (measured with
+//   bench/e2e_latency and the writer's CPU per record: see the README).
 // - open() proves the database is writable with a write transaction on the
 //   `meta` table; any failure names the path and SQLite's message.
 // - Records are stored as chunks: one row per RecordChunk (first_id is the
-//   primary key; last_id, count, min_time, max_time; body = the JSON lines),
-//   one INSERT per chunk. A record's id is its position in its chunk; the
-//   "id" inside its JSON is not consulted. Reads decode only the lines they
-//   return.
+//   primary key; last_id, count, min_time, max_time; body = the records'
+//   encodings, one after another), one INSERT per chunk. A record's id is
+//   its position in its chunk (the encoding has none). Reads decode only the
+//   records they return.
 // - Ids are expected to increase from chunk to chunk. A chunk whose ids
 //   overlap stored records replaces every stored chunk it overlaps, whole
 //   (so a reused id never appears twice; the overlapped chunks' other
@@ -76,7 +83,7 @@ struct StoreOptions {
   size_t max_records = 100000;
   // ... and drops chunks whose newest `time` is older than this; 0 = no bound.
   std::chrono::seconds max_record_age{24 * 3600};
-  // Bounds of the writer's queue, in records and in bytes of JSON lines.
+  // Bounds of the writer's queue, in records and in bytes of chunk bodies.
   // append_chunk() refuses a chunk that would exceed either (so a chunk
   // larger than a bound is always refused) and counts its records in
   // Stats::dropped. Must be >= 1.
@@ -102,7 +109,7 @@ struct RecordChunk {
   uint64_t first_id = 0;  // ids are consecutive: first_id .. first_id + count - 1
   size_t count = 0;
   double min_time = 0, max_time = 0;  // of the records' `time`
-  std::string jsonl;  // `count` lines, each clio::to_json(record) + '\n', in id order
+  std::string body;  // `count` records, each clio::append_binary(record), in id order
 };
 
 // Const methods are thread-safe, non-const methods need external
@@ -170,11 +177,10 @@ class Store {
   // for SQLite). Returns false, and counts `count` records in
   // Stats::dropped, when the writer queue is full (see
   // writer_queue_records/bytes) or the chunk is malformed: count 0, ids
-  // outside [1, 2^63-1], min_time > max_time, or jsonl not exactly `count`
-  // newline-terminated lines (only the newlines are counted; the lines are
-  // not parsed).
+  // outside [1, 2^63-1], min_time > max_time, or body not exactly `count`
+  // encoded records (their lengths are checked; their strings are not read).
   bool append_chunk(RecordChunk chunk);
-  // An empty string to fill as the next chunk's jsonl: the buffer of a chunk
+  // An empty string to fill as the next chunk's body: the buffer of a chunk
   // the writer has finished with when one is spare (up to 8 are kept, each
   // at most 4 MiB), else a new one. Chunk buffers then circulate between the
   // two threads instead of being freed on one and allocated on the other.
@@ -185,7 +191,7 @@ class Store {
   Status flush();
   // Stored records, newest (highest id) first: those with id < before_id
   // (0 = no bound), at most `limit`. Sees committed batches only; call
-  // flush() first to include chunks still queued. A stored line that does
+  // flush() first to include chunks still queued. A stored record that does
   // not decode is an error (kInternal) naming its id.
   Result<std::vector<Record>> recent(size_t limit, uint64_t before_id = 0);
   // Visits stored records newest first with id < before_id (0 = no bound),

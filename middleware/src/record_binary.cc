@@ -1,0 +1,169 @@
+// The record's binary encoding; see record_binary.h for the layout.
+#include "clio/middleware/record_binary.h"
+
+#include <bit>
+#include <cstdint>
+
+namespace clio {
+namespace {
+
+constexpr unsigned char kFormat = 1;
+constexpr size_t kMaxVarintBytes = 10;
+
+void put_varint(uint64_t v, std::string& out) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void put_signed(int64_t v, std::string& out) {
+  put_varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63), out);
+}
+
+void put_double(double v, std::string& out) {
+  const auto bits = std::bit_cast<uint64_t>(v);
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((bits >> (8 * i)) & 0xFF);
+  out.append(b, 8);
+}
+
+void put_string(std::string_view s, std::string& out) {
+  put_varint(s.size(), out);
+  out.append(s);
+}
+
+void put_pairs(const std::vector<std::pair<std::string, std::string>>& m, std::string& out) {
+  put_varint(m.size(), out);
+  for (const auto& [k, v] : m) {
+    put_string(k, out);
+    put_string(v, out);
+  }
+}
+
+// Reads from a private copy of the input view; the caller commits the
+// position only when the whole record decoded.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  std::string_view rest() const { return in_; }
+
+  bool varint(uint64_t& v) {
+    v = 0;
+    for (size_t i = 0; i < kMaxVarintBytes && i < in_.size(); ++i) {
+      const auto b = static_cast<unsigned char>(in_[i]);
+      v |= static_cast<uint64_t>(b & 0x7F) << (7 * i);
+      if ((b & 0x80) == 0) {
+        in_.remove_prefix(i + 1);
+        return true;
+      }
+    }
+    return false;
+  }
+  bool signed_varint(int64_t& v) {
+    uint64_t u;
+    if (!varint(u)) return false;
+    v = static_cast<int64_t>((u >> 1) ^ (~(u & 1) + 1));
+    return true;
+  }
+  bool dbl(double& v) {
+    if (in_.size() < 8) return false;
+    uint64_t bits = 0;
+    for (int i = 0; i < 8; ++i) bits |= static_cast<uint64_t>(static_cast<unsigned char>(in_[i])) << (8 * i);
+    v = std::bit_cast<double>(bits);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool bytes(std::string_view& s) {
+    uint64_t n;
+    if (!varint(n) || n > in_.size()) return false;
+    s = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool string(std::string& s) {
+    std::string_view v;
+    if (!bytes(v)) return false;
+    s.assign(v);
+    return true;
+  }
+  // A count of pairs: each takes at least two bytes, which bounds it.
+  bool count(uint64_t& n) { return varint(n) && n <= in_.size() / 2; }
+  bool pairs(std::vector<std::pair<std::string, std::string>>& m) {
+    uint64_t n;
+    if (!count(n)) return false;
+    m.resize(n);
+    for (auto& [k, v] : m) {
+      if (!string(k) || !string(v)) return false;
+    }
+    return true;
+  }
+  bool format() {
+    if (in_.empty() || static_cast<unsigned char>(in_[0]) != kFormat) return false;
+    in_.remove_prefix(1);
+    return true;
+  }
+
+ private:
+  std::string_view in_;
+};
+
+}  // namespace
+
+void append_binary(const Record& r, std::string& out) {
+  out.push_back(static_cast<char>(kFormat));
+  put_double(r.time, out);
+  put_double(r.wall_time, out);
+  put_double(r.cpu_time, out);
+  put_double(r.random, out);
+  put_signed(r.status_code, out);
+  put_signed(r.request_bytes, out);
+  put_signed(r.response_bytes, out);
+  for (const std::string* s : {&r.method, &r.path, &r.query, &r.remote_ip, &r.host, &r.user_agent,
+                               &r.referer, &r.http_version}) {
+    put_string(*s, out);
+  }
+  put_pairs(r.headers, out);
+  put_pairs(r.tags, out);
+}
+
+Status decode_binary(std::string_view& in, Record& out) {
+  Reader rd(in);
+  int64_t status = 0;
+  bool ok = rd.format() && rd.dbl(out.time) && rd.dbl(out.wall_time) && rd.dbl(out.cpu_time) &&
+            rd.dbl(out.random) && rd.signed_varint(status) && rd.signed_varint(out.request_bytes) &&
+            rd.signed_varint(out.response_bytes);
+  for (std::string* s : {&out.method, &out.path, &out.query, &out.remote_ip, &out.host, &out.user_agent,
+                         &out.referer, &out.http_version}) {
+    ok = ok && rd.string(*s);
+  }
+  ok = ok && rd.pairs(out.headers) && rd.pairs(out.tags);
+  if (!ok || status < INT32_MIN || status > INT32_MAX) {
+    return Status::InvalidArgument("record encoding is truncated or malformed");
+  }
+  out.id = 0;
+  out.status_code = static_cast<int>(status);
+  in = rd.rest();
+  return Status::Ok();
+}
+
+bool skip_binary(std::string_view& in) {
+  Reader rd(in);
+  double d;
+  int64_t i;
+  std::string_view s;
+  uint64_t n;
+  bool ok = rd.format() && rd.dbl(d) && rd.dbl(d) && rd.dbl(d) && rd.dbl(d) && rd.signed_varint(i) &&
+            i >= INT32_MIN && i <= INT32_MAX && rd.signed_varint(i) && rd.signed_varint(i);
+  for (int k = 0; k < 8; ++k) ok = ok && rd.bytes(s);
+  for (int m = 0; m < 2 && ok; ++m) {
+    ok = rd.count(n);
+    for (uint64_t k = 0; ok && k < 2 * n; ++k) ok = rd.bytes(s);
+  }
+  if (!ok) return false;
+  in = rd.rest();
+  return true;
+}
+
+}  // namespace clio

@@ -31,11 +31,10 @@
 //   records table (one row per record), version 2's chunks (JSON lines).
 //   Records are a cache; subscriptions, secrets and the highest record id
 //   are kept.
-// - Encoding: binary, not JSON. Every record is stored, and at thousands of
-//   records per second the writer's CPU goes mostly to moving bytes through
-//   SQLite and the kernel; the binary form is about a third of the JSON's
-//   size and cheaper for the dispatcher to produce (measured with
-//   bench/e2e_latency and the writer's CPU per record: see the README).
+// - Encoding: binary (record_binary.h), not JSON: about a third of the
+//   JSON's size and cheaper for the dispatcher to produce. Measured in the
+//   demo under load (README, "End to end"): the writer's CPU per record fell
+//   from 0.94 to 0.30 us and the dispatcher's from 1.30 to 0.84 us.
 // - open() proves the database is writable with a write transaction on the
 //   `meta` table; any failure names the path and SQLite's message.
 // - Records are stored as chunks: one row per RecordChunk (first_id is the

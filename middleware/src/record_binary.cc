@@ -82,20 +82,20 @@ class Reader {
     in_.remove_prefix(n);
     return true;
   }
-  bool string(std::string& s) {
-    std::string_view v;
-    if (!bytes(v)) return false;
-    s.assign(v);
-    return true;
-  }
   // A count of pairs: each takes at least two bytes, which bounds it.
   bool count(uint64_t& n) { return varint(n) && n <= in_.size() / 2; }
-  bool pairs(std::vector<std::pair<std::string, std::string>>& m) {
+  // Name-value pairs into *m, or only checked and skipped when m is null.
+  bool pairs(std::vector<std::pair<std::string, std::string>>* m) {
     uint64_t n;
     if (!count(n)) return false;
-    m.resize(n);
-    for (auto& [k, v] : m) {
-      if (!string(k) || !string(v)) return false;
+    if (m) m->resize(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string_view k, v;
+      if (!bytes(k) || !bytes(v)) return false;
+      if (m) {
+        (*m)[i].first.assign(k);
+        (*m)[i].second.assign(v);
+      }
     }
     return true;
   }
@@ -108,6 +108,34 @@ class Reader {
  private:
   std::string_view in_;
 };
+
+// Reads one record, in the layout append_binary() writes, into *out; with
+// out == nullptr only checks and skips it. The read side's one description
+// of the layout, shared by decode_binary() and skip_binary().
+bool read_record(Reader& rd, Record* out) {
+  double time, wall, cpu, random;
+  int64_t status, request_bytes, response_bytes;
+  std::string_view text[8];
+  bool ok = rd.format() && rd.dbl(time) && rd.dbl(wall) && rd.dbl(cpu) && rd.dbl(random) &&
+            rd.signed_varint(status) && status >= INT32_MIN && status <= INT32_MAX &&
+            rd.signed_varint(request_bytes) && rd.signed_varint(response_bytes);
+  for (std::string_view& t : text) ok = ok && rd.bytes(t);
+  if (!ok) return false;
+  if (out) {
+    out->id = 0;
+    out->time = time;
+    out->wall_time = wall;
+    out->cpu_time = cpu;
+    out->random = random;
+    out->status_code = static_cast<int>(status);
+    out->request_bytes = request_bytes;
+    out->response_bytes = response_bytes;
+    std::string* const fields[] = {&out->method, &out->path,       &out->query,   &out->remote_ip,
+                                   &out->host,   &out->user_agent, &out->referer, &out->http_version};
+    for (size_t i = 0; i < 8; ++i) fields[i]->assign(text[i]);
+  }
+  return rd.pairs(out ? &out->headers : nullptr) && rd.pairs(out ? &out->tags : nullptr);
+}
 
 }  // namespace
 
@@ -130,38 +158,14 @@ void append_binary(const Record& r, std::string& out) {
 
 Status decode_binary(std::string_view& in, Record& out) {
   Reader rd(in);
-  int64_t status = 0;
-  bool ok = rd.format() && rd.dbl(out.time) && rd.dbl(out.wall_time) && rd.dbl(out.cpu_time) &&
-            rd.dbl(out.random) && rd.signed_varint(status) && rd.signed_varint(out.request_bytes) &&
-            rd.signed_varint(out.response_bytes);
-  for (std::string* s : {&out.method, &out.path, &out.query, &out.remote_ip, &out.host, &out.user_agent,
-                         &out.referer, &out.http_version}) {
-    ok = ok && rd.string(*s);
-  }
-  ok = ok && rd.pairs(out.headers) && rd.pairs(out.tags);
-  if (!ok || status < INT32_MIN || status > INT32_MAX) {
-    return Status::InvalidArgument("record encoding is truncated or malformed");
-  }
-  out.id = 0;
-  out.status_code = static_cast<int>(status);
+  if (!read_record(rd, &out)) return Status::InvalidArgument("record encoding is truncated or malformed");
   in = rd.rest();
   return Status::Ok();
 }
 
 bool skip_binary(std::string_view& in) {
   Reader rd(in);
-  double d;
-  int64_t i;
-  std::string_view s;
-  uint64_t n;
-  bool ok = rd.format() && rd.dbl(d) && rd.dbl(d) && rd.dbl(d) && rd.dbl(d) && rd.signed_varint(i) &&
-            i >= INT32_MIN && i <= INT32_MAX && rd.signed_varint(i) && rd.signed_varint(i);
-  for (int k = 0; k < 8; ++k) ok = ok && rd.bytes(s);
-  for (int m = 0; m < 2 && ok; ++m) {
-    ok = rd.count(n);
-    for (uint64_t k = 0; ok && k < 2 * n; ++k) ok = rd.bytes(s);
-  }
-  if (!ok) return false;
+  if (!read_record(rd, nullptr)) return false;
   in = rd.rest();
   return true;
 }

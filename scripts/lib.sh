@@ -7,7 +7,7 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 
 # Packages every build needs.
 CLIO_BUILD_PACKAGES=(cmake ninja-build g++ pkg-config libcivetweb-dev libsqlite3-dev
-  nlohmann-json3-dev libre2-dev doctest-dev libssl-dev)
+  nlohmann-json3-dev libre2-dev doctest-dev libssl-dev libhiredis-dev)
 
 log() { printf '\033[1m[clio]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[clio] error:\033[0m %s\n' "$*" >&2; exit 1; }

@@ -4,6 +4,7 @@
 //   clio match [--stats] QUERY [FILE...]  prints the records (JSON lines) that match
 //   clio match [--stats] --queries QFILE [FILE...]
 //                                         one line per record: {"record": I, "matches": [J, ...]}
+//   clio serve --redis URL [...]          the console alone, reading a fleet's Redis stream
 //
 // FILE "-" or no FILE reads standard input. Exit status: 0 success; 1 an input
 // record or file could not be read (reported on stderr, the rest is still
@@ -21,6 +22,7 @@
 #include "clio/matcher/query.h"
 #include "clio/middleware/http_schema.h"
 #include "clio/middleware/record.h"
+#include "serve.h"
 
 namespace {
 
@@ -28,6 +30,7 @@ constexpr const char* kUsage =
     "usage: clio check QUERY\n"
     "       clio match [--stats] QUERY [FILE...]\n"
     "       clio match [--stats] --queries QFILE [FILE...]\n"
+    "       clio serve --redis URL [--port N] [--db PATH] ...  (clio serve --help)\n"
     "Records are JSON lines in Clio's record encoding; FILE '-' or none is stdin.\n";
 
 int usage_error(const std::string& why) {
@@ -210,6 +213,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   if (cmd == "check") return cmd_check(args);
   if (cmd == "match") return cmd_match(std::move(args));
+  if (cmd == "serve") return cmd_serve(args);
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     std::fputs(kUsage, stdout);
     return 0;

@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "clio/middleware/http_schema.h"
 #include "clio/templates/assets.h"
 #include "http_util.h"
-#include "inspector_impl.h"
+#include "http_api.h"
 
 namespace clio::console {
 
@@ -68,53 +70,102 @@ int serve_asset(mg_connection* conn, const templates::Asset& a) {
   return send_raw(conn, 200, a.content_type, a.data, extra);
 }
 
-std::string metric(const char* name, const char* type, const char* help, double value) {
-  std::string s = "# HELP ";
-  s += name;
-  s += " ";
-  s += help;
-  s += "\n# TYPE ";
-  s += name;
-  s += " ";
-  s += type;
-  s += "\n";
-  s += name;
-  s += " ";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", value);
-  s += buf;
-  s += "\n";
+// One Prometheus metric: its HELP and TYPE lines, then one sample per
+// (labels, value); labels is "" or `name="value",...` with values escaped.
+std::string metric(const char* name, const char* type, const char* help,
+                   const std::vector<std::pair<std::string, double>>& samples) {
+  std::string s = std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  for (const auto& [labels, value] : samples) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", value);
+    s += name;
+    if (!labels.empty()) s += "{" + labels + "}";
+    s += " ";
+    s += buf;
+    s += "\n";
+  }
   return s;
+}
+
+std::string metric(const char* name, const char* type, const char* help, double value) {
+  return metric(name, type, help, {{"", value}});
+}
+
+json subscription_json(const Subscription& s) {
+  return {{"id", s.id},
+          {"client_id", s.client_id},
+          {"query", s.query},
+          {"normalized", s.normalized},
+          {"created", s.created},
+          {"matches", s.matches.load(std::memory_order_relaxed)}};
+}
+
+// The fields, maps and operators of the query language, for completion.
+json schema_json() {
+  const matcher::Schema& s = http_schema();
+  static const char* const kTypes[] = {"string", "int", "float", "ip"};
+  static const char* const kUnits[] = {"", "time", "bytes"};
+  json fields = json::array();
+  for (matcher::FieldId i = 0; i < s.field_count(); ++i) {
+    const auto& f = s.field(i);
+    fields.push_back({{"name", f.name},
+                      {"type", kTypes[static_cast<int>(f.type)]},
+                      {"unit", kUnits[static_cast<int>(f.unit)]},
+                      {"aliases", f.aliases}});
+  }
+  json maps = json::array();
+  for (matcher::MapId i = 0; i < s.map_count(); ++i) maps.push_back({{"name", s.map(i).name}, {"aliases", s.map(i).aliases}});
+  return {{"fields", fields},
+          {"maps", maps},
+          {"operators", {"=", "==", "!=", "<", "<=", ">", ">=", "~", "!~", ":", "in"}},
+          {"keywords", {"and", "or", "not", "in"}}};
+}
+
+// A Prometheus label value: backslash, quote and newline escaped.
+std::string label_value(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
 }
 
 }  // namespace
 
-int Inspector::Impl::handle_auth(mg_connection* conn, void* self) {
-  return static_cast<Impl*>(self)->authorize(conn);
+void HttpApi::mount(mg_context* ctx) {
+  mg_set_auth_handler(ctx, hub_.options().prefix.c_str(), &HttpApi::handle_auth, this);
+  mg_set_request_handler(ctx, hub_.options().prefix.c_str(), &HttpApi::handle_request, this);
 }
 
-int Inspector::Impl::handle_request(mg_connection* conn, void* self) {
-  return static_cast<Impl*>(self)->route(conn);
-}
+int HttpApi::handle_auth(mg_connection* conn, void* self) { return static_cast<HttpApi*>(self)->authorize(conn); }
+
+int HttpApi::handle_request(mg_connection* conn, void* self) { return static_cast<HttpApi*>(self)->route(conn); }
 
 // Returns 1 to let the request through; otherwise answers it (401, 403 or a
 // redirect to the login page) and returns 0. Responses are written raw
 // because CivetWeb's response API does not work on upgrade requests.
-int Inspector::Impl::authorize(mg_connection* conn) {
-  const std::string route = route_of(conn, opts.prefix);
+int HttpApi::authorize(mg_connection* conn) {
+  const std::string& prefix = hub_.options().prefix;
+  AdminAuth& auth = hub_.auth();
+  const std::string route = route_of(conn, prefix);
   if (public_route(route) && !is_upgrade(conn)) return 1;
   const std::string key = bearer(conn);
   if (!key.empty()) {
-    if (auth->key_ok(key)) return 1;
+    if (auth.key_ok(key)) return 1;
     send_error(conn, 401, "unauthorized", "wrong admin key");
     return 0;
   }
   const std::string cookie = get_cookie(conn, kSessionCookie);
   const auto now = static_cast<int64_t>(now_seconds());
-  const std::string csrf = cookie.empty() ? "" : auth->check_session(cookie, now);
+  const std::string csrf = cookie.empty() ? "" : auth.check_session(cookie, now);
   if (!csrf.empty()) {
     if (is_upgrade(conn)) {
-      if (auth->origin_ok(header(conn, "Origin"), header(conn, "Host"))) return 1;
+      if (auth.origin_ok(header(conn, "Origin"), header(conn, "Host"))) return 1;
       send_error(conn, 403, "bad_origin", "WebSocket upgrades with a session cookie must come from the console's origin");
       return 0;
     }
@@ -126,20 +177,20 @@ int Inspector::Impl::authorize(mg_connection* conn) {
   }
   // No credentials. A browser asking for the page goes to the login form.
   if (!is_upgrade(conn) && is_method(conn, "GET") && (route.empty() || route == "index.html")) {
-    send_redirect(conn, opts.prefix + "login");
+    send_redirect(conn, prefix + "login");
     return 0;
   }
-  send_error(conn, 401, "unauthorized",
-             "log in at " + opts.prefix + "login or send Authorization: Bearer <admin key>");
+  send_error(conn, 401, "unauthorized", "log in at " + prefix + "login or send Authorization: Bearer <admin key>");
   return 0;
 }
 
-int Inspector::Impl::route(mg_connection* conn) {
+int HttpApi::route(mg_connection* conn) {
+  const HubOptions& opts = hub_.options();
   const std::string r = route_of(conn, opts.prefix);
   const mg_request_info* ri = mg_get_request_info(conn);
   const auto now = static_cast<int64_t>(now_seconds());
   const bool get = is_method(conn, "GET") || is_method(conn, "HEAD");
-  const bool post_m = is_method(conn, "POST");
+  const bool post = is_method(conn, "POST");
 
   if (r.empty() || r == "index.html") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
@@ -147,119 +198,26 @@ int Inspector::Impl::route(mg_connection* conn) {
     if (page == nullptr) return send_error(conn, 404, "not_found", "console page not built");
     return serve_asset(conn, *page);
   }
-
-  if (r == "login") {
-    const std::string cookie_attrs = std::string("; Path=") + opts.prefix + "; HttpOnly; SameSite=Strict" +
-                                     (opts.secure_cookies ? "; Secure" : "");
-    auto start_session = [&]() {
-      const AdminAuth::Session s = auth->new_session(now);
-      return send_redirect(conn, opts.prefix,
-                           std::string("Set-Cookie: ") + kSessionCookie + "=" + s.cookie + cookie_attrs +
-                               "; Max-Age=" + std::to_string(opts.session_ttl.count()) + "\r\n");
-    };
-    if (get) {
-      const std::string code = ri->query_string ? get_var(ri->query_string, "code") : "";
-      if (!code.empty()) {
-        if (auth->redeem_login_code(code, now)) return start_session();
-        return send_redirect(conn, opts.prefix + "login?error=code");
-      }
-      const templates::Asset* page = templates::find_asset("login.html");
-      if (page != nullptr) return serve_asset(conn, *page);
-      return send_raw(conn, 200, "text/html; charset=utf-8", kLoginFallback);
-    }
-    if (!post_m) return send_error(conn, 405, "method_not_allowed", "use GET or POST");
-    if (auth->login_throttled(now)) {
-      return send_error(conn, 429, "throttled", "too many failed logins; wait a minute");
-    }
-    auto body = read_body(conn, 4096);
-    if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
-    if (auth->key_ok(get_var(*body, "key"))) return start_session();
-    auth->note_login_failure(now);
-    return send_redirect(conn, opts.prefix + "login?error=1");
-  }
-
+  if (r == "login") return login(conn, get, post, now);
   if (r == "logout") {
-    if (!post_m) return send_error(conn, 405, "method_not_allowed", "use POST");
-    auth->revoke(get_cookie(conn, kSessionCookie));
+    if (!post) return send_error(conn, 405, "method_not_allowed", "use POST");
+    hub_.auth().revoke(get_cookie(conn, kSessionCookie));
     return send_json(conn, 200, json{{"ok", true}},
                      std::string("Set-Cookie: ") + kSessionCookie + "=; Path=" + opts.prefix +
                          "; HttpOnly; SameSite=Strict; Max-Age=0\r\n");
   }
-
   if (r == "api/session") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
     const std::string cookie = get_cookie(conn, kSessionCookie);
-    const std::string csrf = cookie.empty() ? "" : auth->check_session(cookie, now);
+    const std::string csrf = cookie.empty() ? "" : hub_.auth().check_session(cookie, now);
     return send_json(conn, 200, json{{"csrf", csrf}, {"prefix", opts.prefix}});
   }
-
   if (r == "api/token") {
-    if (!post_m) return send_error(conn, 405, "method_not_allowed", "use POST");
-    auto body = read_body(conn, opts.max_body_bytes);
-    if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
-    std::string client_id;
-    if (!body->empty()) {
-      json j = json::parse(*body, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) return send_error(conn, 400, "bad_json", "the body must be a JSON object");
-      if (j.contains("client_id") && !j["client_id"].is_null()) {
-        if (!j["client_id"].is_string()) return send_error(conn, 400, "bad_client_id", "client_id must be a string");
-        client_id = j["client_id"].get<std::string>();
-      }
-    }
-    if (client_id.empty()) client_id = "c-" + random_token(12);
-    auto token = channel->create_channel(client_id, opts.token_duration);
-    if (!token.ok()) {
-      const int status = token.status().code() == StatusCode::kResourceExhausted ? 429 : 400;
-      return send_error(conn, status, "bad_client_id", token.status().message());
-    }
-    return send_json(conn, 200, json{{"client_id", client_id}, {"token", token->token}, {"expires_at", token->expires_at}});
+    if (!post) return send_error(conn, 405, "method_not_allowed", "use POST");
+    return token(conn);
   }
-
-  if (r == "api/subscriptions") {
-    if (get) {
-      const std::string client = ri->query_string ? get_var(ri->query_string, "client_id") : "";
-      return send_json(conn, 200, list_subscriptions(client));
-    }
-    if (!post_m) return send_error(conn, 405, "method_not_allowed", "use GET or POST");
-    auto body = read_body(conn, opts.max_body_bytes);
-    if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
-    json j = json::parse(*body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return send_error(conn, 400, "bad_json", "the body must be a JSON object");
-    if (!j.contains("client_id") || !j["client_id"].is_string()) {
-      return send_error(conn, 400, "bad_client_id", "client_id (a string) is required");
-    }
-    if (!j.contains("query") || !j["query"].is_string()) {
-      return send_error(conn, 400, "bad_query", "query (a string) is required");
-    }
-    size_t backfill = 0;
-    if (j.contains("backfill") && !j["backfill"].is_null()) {
-      if (!j["backfill"].is_number_unsigned()) {
-        return send_error(conn, 400, "bad_backfill", "backfill must be a non-negative integer");
-      }
-      backfill = j["backfill"].get<size_t>();
-    }
-    auto outcome = subscribe(j["client_id"].get<std::string>(), j["query"].get<std::string>(), backfill);
-    return send_json(conn, outcome.http_status, outcome.body);
-  }
-
-  if (r.rfind("api/subscriptions/", 0) == 0) {
-    const std::string tail = r.substr(std::strlen("api/subscriptions/"));
-    char* end = nullptr;
-    const unsigned long long id = std::strtoull(tail.c_str(), &end, 10);
-    if (tail.empty() || *end != '\0') return send_error(conn, 404, "not_found", "no such subscription");
-    if (is_method(conn, "DELETE")) {
-      json body;
-      const int status = unsubscribe(id, body);
-      return send_json(conn, status, body);
-    }
-    if (get) {
-      json one = subscription(id);
-      if (one.is_null()) return send_error(conn, 404, "not_found", "no subscription " + tail);
-      return send_json(conn, 200, one);
-    }
-    return send_error(conn, 405, "method_not_allowed", "use GET or DELETE");
-  }
-
+  if (r == "api/subscriptions") return subscriptions(conn, get, post);
+  if (r.rfind("api/subscriptions/", 0) == 0) return subscription(conn, r.substr(std::strlen("api/subscriptions/")), get);
   if (r == "api/check") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
     const std::string q = ri->query_string ? get_var(ri->query_string, "q") : "";
@@ -267,99 +225,25 @@ int Inspector::Impl::route(mg_connection* conn) {
     if (!parsed.ok()) return send_json(conn, 200, json{{"valid", false}, {"error", query_error_json(parsed.error)}});
     return send_json(conn, 200, json{{"valid", true}, {"normalized", parsed.query->canonical()}});
   }
-
   if (r == "api/schema") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
-    const matcher::Schema& s = http_schema();
-    static const char* const kTypes[] = {"string", "int", "float", "ip"};
-    static const char* const kUnits[] = {"", "time", "bytes"};
-    json fields = json::array();
-    for (matcher::FieldId i = 0; i < s.field_count(); ++i) {
-      const auto& f = s.field(i);
-      fields.push_back({{"name", f.name},
-                        {"type", kTypes[static_cast<int>(f.type)]},
-                        {"unit", kUnits[static_cast<int>(f.unit)]},
-                        {"aliases", f.aliases}});
-    }
-    json maps = json::array();
-    for (matcher::MapId i = 0; i < s.map_count(); ++i) maps.push_back({{"name", s.map(i).name}, {"aliases", s.map(i).aliases}});
-    return send_json(conn, 200,
-                     json{{"fields", fields},
-                          {"maps", maps},
-                          {"operators", {"=", "==", "!=", "<", "<=", ">", ">=", "~", "!~", ":", "in"}},
-                          {"keywords", {"and", "or", "not", "in"}}});
+    return send_json(conn, 200, schema_json());
   }
-
   if (r == "api/records") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
-    const std::string q = ri->query_string ? get_var(ri->query_string, "q") : "";
-    const std::string lim = ri->query_string ? get_var(ri->query_string, "limit") : "";
-    size_t limit = 100;
-    if (!lim.empty()) {
-      char* end = nullptr;
-      const unsigned long long v = std::strtoull(lim.c_str(), &end, 10);
-      if (*end != '\0' || v == 0 || v > 1000) return send_error(conn, 400, "bad_limit", "limit must be 1 to 1000");
-      limit = v;
-    }
-    std::optional<matcher::Query> query;
-    if (!q.empty()) {
-      auto parsed = matcher::parse(q, http_schema(), opts.query);
-      if (!parsed.ok()) return send_json(conn, 400, json{{"error", query_error_json(parsed.error)}});
-      query = *parsed.query;
-    }
-    auto found = search(query ? &*query : nullptr, limit);
-    if (!found.ok()) return send_error(conn, 503, "store_unavailable", found.status().message());
-    std::string body = "{\"records\":[";
-    for (size_t i = 0; i < found->size(); ++i) {
-      if (i) body.push_back(',');
-      append_json(*(*found)[i], body);
-    }
-    body += "]}";
-    return send_raw(conn, 200, "application/json", body);
+    return records(conn);
   }
-
   if (r == "api/stats") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
-    const InspectorStats s = stats();
-    return send_json(conn, 200,
-                     json{{"captured", s.captured},
-                          {"dispatched", s.dispatched},
-                          {"matched", s.matched},
-                          {"delivered", s.delivered},
-                          {"dropped_queue", s.dropped_queue},
-                          {"dropped_channel", s.dropped_channel},
-                          {"stored", s.stored},
-                          {"store_dropped", s.store_dropped},
-                          {"store_errors", s.store_errors},
-                          {"queue_depth", s.queue_depth},
-                          {"subscriptions", s.subscriptions},
-                          {"sessions", s.sessions},
-                          {"last_id", s.last_id}});
+    return stats(conn);
   }
-
   if (r == "metrics") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
-    const InspectorStats s = stats();
-    auto d = [](uint64_t v) { return static_cast<double>(v); };
-    std::string text;
-    text += metric("clio_records_captured_total", "counter", "Records captured from requests.", d(s.captured));
-    text += metric("clio_records_dispatched_total", "counter", "Records stamped and matched by the dispatcher.", d(s.dispatched));
-    text += metric("clio_matches_total", "counter", "Record-subscription matches.", d(s.matched));
-    text += metric("clio_matches_delivered_total", "counter", "Matches handed to the channel.", d(s.delivered));
-    text += metric("clio_records_dropped_queue_total", "counter", "Records lost to a full capture queue.", d(s.dropped_queue));
-    text += metric("clio_matches_dropped_channel_total", "counter", "Matches the channel refused.", d(s.dropped_channel));
-    text += metric("clio_records_stored_total", "counter", "Records written to SQLite.", d(s.stored));
-    text += metric("clio_store_errors_total", "counter", "Failed SQLite write batches.", d(s.store_errors));
-    text += metric("clio_queue_depth", "gauge", "Records waiting in the capture queue.", d(s.queue_depth));
-    text += metric("clio_subscriptions", "gauge", "Live subscriptions.", d(s.subscriptions));
-    text += metric("clio_channel_sessions", "gauge", "Open channel sessions.", d(s.sessions));
-    return send_raw(conn, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+    return metrics(conn);
   }
-
   if (r == "channel") {
     return send_error(conn, 400, "websocket_only", "the channel endpoint accepts WebSocket upgrades only");
   }
-
   if (get) {
     // Assets by their exact (case-sensitive) name.
     std::string_view path = ri->local_uri;
@@ -367,6 +251,209 @@ int Inspector::Impl::route(mg_connection* conn) {
     if (const templates::Asset* a = templates::find_asset(name)) return serve_asset(conn, *a);
   }
   return send_error(conn, 404, "not_found", "no such console resource");
+}
+
+int HttpApi::login(mg_connection* conn, bool get, bool post, int64_t now) {
+  const HubOptions& opts = hub_.options();
+  AdminAuth& auth = hub_.auth();
+  const std::string cookie_attrs = std::string("; Path=") + opts.prefix + "; HttpOnly; SameSite=Strict" +
+                                   (opts.secure_cookies ? "; Secure" : "");
+  auto start_session = [&]() {
+    const AdminAuth::Session s = auth.new_session(now);
+    return send_redirect(conn, opts.prefix,
+                         std::string("Set-Cookie: ") + kSessionCookie + "=" + s.cookie + cookie_attrs +
+                             "; Max-Age=" + std::to_string(opts.session_ttl.count()) + "\r\n");
+  };
+  if (get) {
+    const mg_request_info* ri = mg_get_request_info(conn);
+    const std::string code = ri->query_string ? get_var(ri->query_string, "code") : "";
+    if (!code.empty()) {
+      if (auth.redeem_login_code(code, now)) return start_session();
+      return send_redirect(conn, opts.prefix + "login?error=code");
+    }
+    const templates::Asset* page = templates::find_asset("login.html");
+    if (page != nullptr) return serve_asset(conn, *page);
+    return send_raw(conn, 200, "text/html; charset=utf-8", kLoginFallback);
+  }
+  if (!post) return send_error(conn, 405, "method_not_allowed", "use GET or POST");
+  if (auth.login_throttled(now)) return send_error(conn, 429, "throttled", "too many failed logins; wait a minute");
+  auto body = read_body(conn, 4096);
+  if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
+  if (auth.key_ok(get_var(*body, "key"))) return start_session();
+  auth.note_login_failure(now);
+  return send_redirect(conn, opts.prefix + "login?error=1");
+}
+
+int HttpApi::token(mg_connection* conn) {
+  auto body = read_body(conn, hub_.options().max_body_bytes);
+  if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
+  std::string client_id;
+  if (!body->empty()) {
+    json j = json::parse(*body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return send_error(conn, 400, "bad_json", "the body must be a JSON object");
+    if (j.contains("client_id") && !j["client_id"].is_null()) {
+      if (!j["client_id"].is_string()) return send_error(conn, 400, "bad_client_id", "client_id must be a string");
+      client_id = j["client_id"].get<std::string>();
+    }
+  }
+  if (client_id.empty()) client_id = "c-" + random_token(12);
+  auto token = hub_.channel().create_channel(client_id, hub_.options().token_duration);
+  if (!token.ok()) return send_status(conn, token.status(), "bad_client_id");
+  return send_json(conn, 200, json{{"client_id", client_id}, {"token", token->token}, {"expires_at", token->expires_at}});
+}
+
+int HttpApi::subscriptions(mg_connection* conn, bool get, bool post) {
+  if (get) {
+    const mg_request_info* ri = mg_get_request_info(conn);
+    const std::string client = ri->query_string ? get_var(ri->query_string, "client_id") : "";
+    json arr = json::array();
+    for (const auto& s : hub_.registry().list(client)) arr.push_back(subscription_json(*s));
+    return send_json(conn, 200, json{{"subscriptions", arr}});
+  }
+  if (!post) return send_error(conn, 405, "method_not_allowed", "use GET or POST");
+  auto body = read_body(conn, hub_.options().max_body_bytes);
+  if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
+  json j = json::parse(*body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return send_error(conn, 400, "bad_json", "the body must be a JSON object");
+  if (!j.contains("client_id") || !j["client_id"].is_string()) {
+    return send_error(conn, 400, "bad_client_id", "client_id (a string) is required");
+  }
+  if (!j.contains("query") || !j["query"].is_string()) {
+    return send_error(conn, 400, "bad_query", "query (a string) is required");
+  }
+  size_t backfill = 0;
+  if (j.contains("backfill") && !j["backfill"].is_null()) {
+    if (!j["backfill"].is_number_unsigned()) {
+      return send_error(conn, 400, "bad_backfill", "backfill must be a non-negative integer");
+    }
+    backfill = j["backfill"].get<size_t>();
+  }
+  const std::string text = j["query"].get<std::string>();
+  auto parsed = matcher::parse(text, http_schema(), hub_.options().query);
+  if (!parsed.ok()) return send_json(conn, 400, json{{"error", query_error_json(parsed.error)}});
+  auto sub = hub_.subscribe(j["client_id"].get<std::string>(), text, *parsed.query, backfill);
+  if (!sub.ok()) {
+    const bool quota = sub.status().code() == StatusCode::kResourceExhausted;
+    return send_status(conn, sub.status(), quota ? "too_many_subscriptions" : "");
+  }
+  return send_json(conn, 201, subscription_json(**sub));
+}
+
+int HttpApi::subscription(mg_connection* conn, const std::string& tail, bool get) {
+  char* end = nullptr;
+  const unsigned long long id = std::strtoull(tail.c_str(), &end, 10);
+  if (tail.empty() || *end != '\0') return send_error(conn, 404, "not_found", "no such subscription");
+  if (is_method(conn, "DELETE")) {
+    if (Status s = hub_.unsubscribe(id); !s.ok()) return send_status(conn, s);
+    return send_json(conn, 200, json{{"id", id}});
+  }
+  if (get) {
+    auto s = hub_.registry().find(id);
+    if (!s) return send_error(conn, 404, "not_found", "no subscription " + tail);
+    return send_json(conn, 200, subscription_json(*s));
+  }
+  return send_error(conn, 405, "method_not_allowed", "use GET or DELETE");
+}
+
+int HttpApi::records(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const std::string q = ri->query_string ? get_var(ri->query_string, "q") : "";
+  const std::string lim = ri->query_string ? get_var(ri->query_string, "limit") : "";
+  size_t limit = 100;
+  if (!lim.empty()) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(lim.c_str(), &end, 10);
+    if (*end != '\0' || v == 0 || v > 1000) return send_error(conn, 400, "bad_limit", "limit must be 1 to 1000");
+    limit = v;
+  }
+  std::optional<matcher::Query> query;
+  if (!q.empty()) {
+    auto parsed = matcher::parse(q, http_schema(), hub_.options().query);
+    if (!parsed.ok()) return send_json(conn, 400, json{{"error", query_error_json(parsed.error)}});
+    query = *parsed.query;
+  }
+  auto found = hub_.search(query ? &*query : nullptr, limit);
+  if (!found.ok()) return send_error(conn, 503, "store_unavailable", found.status().message());
+  std::string body = "{\"records\":[";
+  for (size_t i = 0; i < found->size(); ++i) {
+    if (i) body.push_back(',');
+    append_json(*(*found)[i], body);
+  }
+  body += "]}";
+  return send_raw(conn, 200, "application/json", body);
+}
+
+int HttpApi::stats(mg_connection* conn) {
+  const HubStats s = hub_.stats();
+  json instances = json::array();
+  for (const InstanceStats& i : s.instances) {
+    instances.push_back({{"instance", i.instance},
+                         {"records", i.records},
+                         {"published", i.published},
+                         {"dropped", i.dropped},
+                         {"last_seen", i.last_seen}});
+  }
+  return send_json(conn, 200,
+                   json{{"captured", s.published()},
+                        {"dispatched", s.dispatched},
+                        {"matched", s.matched},
+                        {"delivered", s.delivered},
+                        {"dropped_queue", s.dropped_at_source()},
+                        {"dropped_channel", s.dropped_channel},
+                        {"stored", s.stored},
+                        {"store_dropped", s.store_dropped},
+                        {"store_errors", s.store_errors},
+                        {"queue_depth", s.log.backlog},
+                        {"subscriptions", s.subscriptions},
+                        {"sessions", s.sessions},
+                        {"last_id", s.last_id},
+                        {"instances", instances},
+                        {"log",
+                         {{"engine", s.log_engine},
+                          {"connected", s.log.connected},
+                          {"last_error", s.log.last_error},
+                          {"entries", s.log.entries},
+                          {"malformed", s.log.malformed},
+                          {"stale", s.log.stale},
+                          {"gaps", s.log_gaps},
+                          {"records_lost", s.log_records_lost},
+                          {"resets", s.log.resets}}}});
+}
+
+int HttpApi::metrics(mg_connection* conn) {
+  const HubStats s = hub_.stats();
+  auto d = [](uint64_t v) { return static_cast<double>(v); };
+  std::vector<std::pair<std::string, double>> published, dropped, records, seen;
+  for (const InstanceStats& i : s.instances) {
+    const std::string label = "instance=\"" + label_value(i.instance) + "\"";
+    published.emplace_back(label, d(i.published));
+    dropped.emplace_back(label, d(i.dropped));
+    records.emplace_back(label, d(i.records));
+    seen.emplace_back(label, i.last_seen);
+  }
+  std::string text;
+  text += metric("clio_records_captured_total", "counter", "Records the app instances published.", d(s.published()));
+  text += metric("clio_records_dispatched_total", "counter", "Records read from the log and matched.", d(s.dispatched));
+  text += metric("clio_matches_total", "counter", "Record-subscription matches.", d(s.matched));
+  text += metric("clio_matches_delivered_total", "counter", "Matches handed to the channel.", d(s.delivered));
+  text += metric("clio_records_dropped_queue_total", "counter", "Records the app instances dropped at the source.",
+                 d(s.dropped_at_source()));
+  text += metric("clio_matches_dropped_channel_total", "counter", "Matches the channel refused.", d(s.dropped_channel));
+  text += metric("clio_records_stored_total", "counter", "Records written to SQLite.", d(s.stored));
+  text += metric("clio_store_errors_total", "counter", "Failed SQLite write batches.", d(s.store_errors));
+  text += metric("clio_queue_depth", "gauge", "Records read from the log, waiting for the dispatcher.", d(s.log.backlog));
+  text += metric("clio_subscriptions", "gauge", "Live subscriptions.", d(s.subscriptions));
+  text += metric("clio_channel_sessions", "gauge", "Open channel sessions.", d(s.sessions));
+  text += metric("clio_log_connected", "gauge", "1 while the record log can be reached.", s.log.connected ? 1 : 0);
+  text += metric("clio_log_gaps_total", "counter", "Gaps in the record log (trimmed, reset, malformed).", d(s.log_gaps));
+  text += metric("clio_log_records_lost_total", "counter", "Records the log's gaps counted.", d(s.log_records_lost));
+  text += metric("clio_log_malformed_total", "counter", "Log entries skipped because they did not decode.",
+                 d(s.log.malformed));
+  text += metric("clio_instance_published_total", "counter", "Records an instance published.", published);
+  text += metric("clio_instance_dropped_total", "counter", "Records an instance dropped at the source.", dropped);
+  text += metric("clio_instance_records_total", "counter", "Records of an instance this console dispatched.", records);
+  text += metric("clio_instance_last_seen_seconds", "gauge", "Unix time the console last heard from an instance.", seen);
+  return send_raw(conn, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
 }  // namespace clio::console

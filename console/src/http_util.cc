@@ -50,6 +50,36 @@ int send_json(mg_connection* conn, int status, const nlohmann::json& body, std::
   return send_raw(conn, status, "application/json", text, extra_headers);
 }
 
+int http_status(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+int send_status(mg_connection* conn, const Status& s, std::string_view error_code) {
+  if (error_code.empty()) {
+    switch (s.code()) {
+      case StatusCode::kOk: error_code = "ok"; break;
+      case StatusCode::kInvalidArgument: error_code = "invalid_argument"; break;
+      case StatusCode::kNotFound: error_code = "not_found"; break;
+      case StatusCode::kAlreadyExists: error_code = "already_exists"; break;
+      case StatusCode::kResourceExhausted: error_code = "limit_reached"; break;
+      case StatusCode::kPermissionDenied: error_code = "forbidden"; break;
+      case StatusCode::kUnavailable: error_code = "unavailable"; break;
+      case StatusCode::kInternal: error_code = "internal"; break;
+    }
+  }
+  return send_error(conn, http_status(s.code()), error_code, s.message());
+}
+
 int send_error(mg_connection* conn, int status, std::string_view code, std::string_view message) {
   nlohmann::json j;
   j["error"] = {{"code", code}, {"message", message}};

@@ -24,6 +24,15 @@ int send_json(mg_connection* conn, int status, const nlohmann::json& body,
               std::string_view extra_headers = {});
 // {"error": {"code": code, "message": message}}
 int send_error(mg_connection* conn, int status, std::string_view code, std::string_view message);
+// The HTTP status for a Status code: 400 invalid argument, 404 not found,
+// 409 already exists, 429 resource exhausted, 403 permission denied,
+// 503 unavailable, 500 internal.
+int http_status(StatusCode code);
+// send_error() with the status from `s` and its message; the error's code is
+// `error_code`, or when empty one per Status code ("invalid_argument",
+// "not_found", "already_exists", "limit_reached", "forbidden",
+// "unavailable", "internal").
+int send_status(mg_connection* conn, const Status& s, std::string_view error_code = {});
 int send_redirect(mg_connection* conn, std::string_view location, std::string_view extra_headers = {});
 
 // The query error as the API's JSON object {code, offset, length, message, hint}.

@@ -126,6 +126,7 @@ constexpr const char* kMaxRecordId =
 
 constexpr const char* kMetaNextSubscription = "next_subscription_id";
 constexpr const char* kMetaMaxRecord = "max_record_id";
+constexpr const char* kMetaLogPosition = "log_position";
 
 double unix_now() {
   using std::chrono::duration;
@@ -608,6 +609,14 @@ Status Store::Impl::WriteBatchTxn(Conn& conn, const std::vector<RecordChunk>& ba
     max_written = std::max(max_written, last);
   }
   CLIO_RETURN_IF_ERROR(raise_meta(conn, kMetaMaxRecord, static_cast<int64_t>(max_written)));
+  for (auto c = batch.rbegin(); c != batch.rend(); ++c) {
+    if (c->log_position.empty()) continue;
+    CLIO_RETURN_IF_ERROR(run(conn, kSetMeta, "cannot save the log position", [&](Stmt& s) {
+      s.BindText(1, kMetaLogPosition);
+      s.BindText(2, c->log_position);
+    }));
+    break;
+  }
   if (options.max_record_age.count() > 0) {
     const double cutoff = unix_now() - static_cast<double>(options.max_record_age.count());
     auto removed = delete_counting(conn, kPruneByAge, "cannot prune records by age",
@@ -987,6 +996,18 @@ Result<uint64_t> Store::max_record_id() {
   auto id = scalar(conn, kMaxRecordId, "cannot read the highest record id");
   if (!id.ok()) return id.status();
   return static_cast<uint64_t>(std::max<int64_t>(0, *id));
+}
+
+Result<std::string> Store::log_position() {
+  Conn& conn = *impl_->reader;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  auto prepared = conn.Prepare(kGetMeta);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  s.BindText(1, kMetaLogPosition);
+  auto row = s.Step("cannot read the log position");
+  if (!row.ok()) return row.status();
+  return *row ? s.Bytes(0) : std::string();
 }
 
 Store::Stats Store::stats() const {

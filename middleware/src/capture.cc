@@ -173,6 +173,7 @@ void reset_for_reuse(Record& r) {
   r.request_bytes = 0;
   r.response_bytes = 0;
   r.random = 0;
+  r.instance.clear();
   r.tags.clear();
 }
 

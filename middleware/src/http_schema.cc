@@ -32,6 +32,7 @@ matcher::Schema build_http_schema() {
       {"response_bytes", FieldType::kInt, UnitClass::kBytes, {"bytes", "size"}},
       {"random", FieldType::kFloat, UnitClass::kNone, {}},
       {"id", FieldType::kInt, UnitClass::kNone, {}},
+      {"instance", FieldType::kString, UnitClass::kNone, {}},
   };
   for (const auto& f : fields) {
     if (!s.add_field(f).ok()) std::abort();  // a bug in the table above
@@ -70,6 +71,7 @@ FieldValue HttpRecordView::field(matcher::FieldId id) const {
     case kHttpResponseBytes: return FieldValue::of_int(r_.response_bytes);
     case kHttpRandom: return FieldValue::of_float(r_.random);
     case kHttpId: return FieldValue::of_int(static_cast<int64_t>(r_.id));
+    case kHttpInstance: return FieldValue::of_string(r_.instance);
     default: return FieldValue{};
   }
 }

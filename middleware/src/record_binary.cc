@@ -7,7 +7,9 @@
 namespace clio {
 namespace {
 
-constexpr unsigned char kFormat = 1;
+// Format 1 lacks `instance`; format 2 (written since) ends the strings with it.
+constexpr unsigned char kFormatV1 = 1;
+constexpr unsigned char kFormat = 2;
 constexpr size_t kMaxVarintBytes = 10;
 
 void put_varint(uint64_t v, std::string& out) {
@@ -99,10 +101,13 @@ class Reader {
     }
     return true;
   }
-  bool format() {
-    if (in_.empty() || static_cast<unsigned char>(in_[0]) != kFormat) return false;
+  // The format byte: 1 or 2 (0 when unknown, and nothing is consumed).
+  unsigned char format() {
+    if (in_.empty()) return 0;
+    const auto f = static_cast<unsigned char>(in_[0]);
+    if (f != kFormatV1 && f != kFormat) return 0;
     in_.remove_prefix(1);
-    return true;
+    return f;
   }
 
  private:
@@ -115,11 +120,13 @@ class Reader {
 bool read_record(Reader& rd, Record* out) {
   double time, wall, cpu, random;
   int64_t status, request_bytes, response_bytes;
-  std::string_view text[8];
-  bool ok = rd.format() && rd.dbl(time) && rd.dbl(wall) && rd.dbl(cpu) && rd.dbl(random) &&
+  std::string_view text[9];
+  const unsigned char format = rd.format();
+  const size_t strings = format == kFormatV1 ? 8 : 9;
+  bool ok = format != 0 && rd.dbl(time) && rd.dbl(wall) && rd.dbl(cpu) && rd.dbl(random) &&
             rd.signed_varint(status) && status >= INT32_MIN && status <= INT32_MAX &&
             rd.signed_varint(request_bytes) && rd.signed_varint(response_bytes);
-  for (std::string_view& t : text) ok = ok && rd.bytes(t);
+  for (size_t i = 0; i < strings; ++i) ok = ok && rd.bytes(text[i]);
   if (!ok) return false;
   if (out) {
     out->id = 0;
@@ -130,9 +137,9 @@ bool read_record(Reader& rd, Record* out) {
     out->status_code = static_cast<int>(status);
     out->request_bytes = request_bytes;
     out->response_bytes = response_bytes;
-    std::string* const fields[] = {&out->method, &out->path,       &out->query,   &out->remote_ip,
-                                   &out->host,   &out->user_agent, &out->referer, &out->http_version};
-    for (size_t i = 0; i < 8; ++i) fields[i]->assign(text[i]);
+    std::string* const fields[] = {&out->method,     &out->path,    &out->query,        &out->remote_ip, &out->host,
+                                   &out->user_agent, &out->referer, &out->http_version, &out->instance};
+    for (size_t i = 0; i < 9; ++i) fields[i]->assign(text[i]);
   }
   return rd.pairs(out ? &out->headers : nullptr) && rd.pairs(out ? &out->tags : nullptr);
 }
@@ -149,7 +156,7 @@ void append_binary(const Record& r, std::string& out) {
   put_signed(r.request_bytes, out);
   put_signed(r.response_bytes, out);
   for (const std::string* s : {&r.method, &r.path, &r.query, &r.remote_ip, &r.host, &r.user_agent,
-                               &r.referer, &r.http_version}) {
+                               &r.referer, &r.http_version, &r.instance}) {
     put_string(*s, out);
   }
   put_pairs(r.headers, out);

@@ -159,6 +159,8 @@ void append_json(const Record& r, std::string& out) {
   append_int(r.response_bytes, out);
   out += ",\"random\":";
   append_double(r.random, out);
+  out += ",\"instance\":";
+  append_string(r.instance, out);
   out.push_back(',');
   append_key("headers", out);
   append_map(r.headers, out);
@@ -255,6 +257,7 @@ Result<Record> record_from_json(std::string_view text) {
   step(read_number(j, "request_bytes", r.request_bytes));
   step(read_number(j, "response_bytes", r.response_bytes));
   step(read_number(j, "random", r.random));
+  step(read_string(j, "instance", r.instance));
   step(read_map(j, "headers", /*lower_keys=*/true, r.headers));
   step(read_map(j, "tags", /*lower_keys=*/false, r.tags));
   if (!s.ok()) return s;

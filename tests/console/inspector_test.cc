@@ -15,27 +15,12 @@
 
 #include "clio/console/inspector.h"
 #include "demo_app.h"
-#include "support/http_client.h"
-#include "support/ws_client.h"
+#include "fixture.h"
 
 namespace clio::console {
 namespace {
 
-using json = nlohmann::json;
-using namespace std::chrono_literals;
-using test::Headers;
-using test::HttpClient;
-using test::WsClient;
-
-constexpr const char* kKey = "inspector-test-admin-key";
-
-std::string temp_db() {
-  char dir[] = "/tmp/clio-inspector-XXXXXX";
-  REQUIRE(mkdtemp(dir) != nullptr);
-  return std::string(dir) + "/clio.db";
-}
-
-struct App {
+struct App : Api {
   explicit App(InspectorOptions o = {}, int listen_port = 0) {
     o.admin_key = kKey;
     if (o.db_path == "clio.db") o.db_path = ":memory:";
@@ -63,76 +48,9 @@ struct App {
     inspector.reset();
   }
 
-  test::HttpResponse api(const std::string& method, const std::string& path, const std::string& body = "",
-                         Headers extra = {{"Authorization", std::string("Bearer ") + kKey}}) {
-    auto r = test::http(port, method, "/_clio/" + path, extra, body);
-    REQUIRE_MESSAGE(r.ok(), r.status().message());
-    return *r;
-  }
-  json api_json(const std::string& method, const std::string& path, const std::string& body = "",
-                int expect = 200) {
-    auto r = api(method, path, body);
-    CHECK_MESSAGE(r.status == expect, r.body);
-    return json::parse(r.body);
-  }
-  // A token for a new (or given) client id.
-  std::pair<std::string, std::string> token(const std::string& client_id = "") {
-    json j = api_json("POST", "api/token", client_id.empty() ? "{}" : json{{"client_id", client_id}}.dump());
-    return {j["client_id"].get<std::string>(), j["token"].get<std::string>()};
-  }
-  uint64_t subscribe(const std::string& client, const std::string& query, int backfill = 0) {
-    json j = api_json("POST", "api/subscriptions",
-                      json{{"client_id", client}, {"query", query}, {"backfill", backfill}}.dump(), 201);
-    return j["id"].get<uint64_t>();
-  }
-  void get(const std::string& target) {
-    auto r = test::http(port, "GET", target);
-    REQUIRE(r.ok());
-  }
-
   std::unique_ptr<Inspector> inspector;
   mg_callbacks callbacks{};
   mg_context* ctx = nullptr;
-  int port = 0;
-};
-
-// A console on the channel: reads and unwraps the console messages.
-struct Console {
-  Console(int port, const std::string& token) {
-    REQUIRE(ws.connect(port, "/_clio/channel", {"clio.v1", "clio-token." + token},
-                       {{"Authorization", std::string("Bearer ") + kKey}})
-                .ok());
-    REQUIRE(ws.status() == 101);
-  }
-  // The next console message (kind matches / dropped / subscription_removed),
-  // or null on timeout.
-  json next(double timeout = 5) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-    while (std::chrono::steady_clock::now() < deadline) {
-      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-      auto f = ws.read_message(std::max(0.05, left));
-      if (!f.ok()) return nullptr;
-      if (f->opcode != 1) return nullptr;
-      json env = json::parse(f->payload, nullptr, false);
-      if (env.is_discarded() || env.value("t", "") != "msg") continue;  // hello, heartbeat
-      return json::parse(env["data"].get<std::string>());
-    }
-    return nullptr;
-  }
-  // Collects match items until `n` arrived or `timeout` passed.
-  std::vector<json> items(size_t n, double timeout = 5) {
-    std::vector<json> out;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
-      json m = next(std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count());
-      if (m.is_null()) break;
-      if (m["kind"] == "matches") {
-        for (auto& it : m["items"]) out.push_back(it);
-      }
-    }
-    return out;
-  }
-  WsClient ws;
 };
 
 }  // namespace
@@ -571,6 +489,75 @@ TEST_CASE("the schema endpoint lists fields and aliases for completion") {
   }
   CHECK(found);
   CHECK(s["maps"].size() == 2);
+}
+
+}  // namespace clio::console
+
+namespace clio::console {
+
+TEST_CASE("a subscribe the dispatcher cannot take in time is a 503 that leaves no row, quota or late match") {
+  InspectorOptions o;
+  o.db_path = temp_db();
+  o.command_timeout = 300ms;
+  o.max_subscriptions_per_client = 1;
+  std::string client, tok;
+  {
+    App app(o);
+    std::tie(client, tok) = app.token("held");
+    Console c(app.port, tok);
+    app.inspector->pause_dispatcher_for_test(true);
+    auto r = app.api("POST", "api/subscriptions", json{{"client_id", client}, {"query", "path = /api/hello"}}.dump());
+    CHECK(r.status == 503);
+    CHECK(json::parse(r.body)["error"]["code"] == "unavailable");
+    CHECK(app.api_json("GET", "api/subscriptions")["subscriptions"].empty());
+    app.inspector->pause_dispatcher_for_test(false);
+    // Its place was given back: the client's one subscription fits.
+    const uint64_t id = app.subscribe(client, "path = /api/echo");
+    app.get("/api/hello");
+    app.get("/api/echo");
+    // The fence: had the timed-out subscribe run late, its match of the
+    // earlier /api/hello would come first.
+    auto items = c.items(1);
+    REQUIRE(items.size() == 1);
+    CHECK(items[0]["subscriptions"] == json::array({id}));
+    CHECK(items[0]["record"]["path"] == "/api/echo");
+    CHECK(app.inspector->stats().matcher.subscriptions == 1);
+  }
+  // Only the live subscription's row is in the database.
+  App again(o);
+  json list = again.api_json("GET", "api/subscriptions");
+  REQUIRE(list["subscriptions"].size() == 1);
+  CHECK(list["subscriptions"][0]["query"] == "path = /api/echo");
+}
+
+TEST_CASE("records carry the instance: hostname:port by default, or the configured name") {
+  SUBCASE("default") {
+    App app;
+    app.get("/api/hello");
+    REQUIRE(app.inspector->drain_for_test(5s));
+    json recs = app.api_json("GET", "api/records?limit=1");
+    REQUIRE(recs["records"].size() == 1);
+    const std::string inst = recs["records"][0]["instance"].get<std::string>();
+    CHECK(inst.size() > std::to_string(app.port).size() + 1);
+    CHECK(inst.substr(inst.size() - std::to_string(app.port).size() - 1) == ":" + std::to_string(app.port));
+  }
+  SUBCASE("configured, queried, and counted per instance") {
+    InspectorOptions o;
+    o.instance = "web-7";
+    App app(o);
+    for (int i = 0; i < 3; ++i) app.get("/api/hello");
+    REQUIRE(app.inspector->drain_for_test(5s));
+    CHECK(app.api_json("GET", "api/records?q=instance%20%3D%20web-7")["records"].size() == 3);
+    CHECK(app.api_json("GET", "api/records?q=instance:web-8")["records"].empty());
+    json stats = app.api_json("GET", "api/stats");
+    REQUIRE(stats["instances"].size() == 1);
+    CHECK(stats["instances"][0]["instance"] == "web-7");
+    CHECK(stats["instances"][0]["published"] == 3);
+    CHECK(stats["instances"][0]["dropped"] == 0);
+    CHECK(stats["log"]["engine"] == "in-process");
+    auto metrics = app.api("GET", "metrics");
+    CHECK(metrics.body.find("clio_instance_published_total{instance=\"web-7\"} 3") != std::string::npos);
+  }
 }
 
 }  // namespace clio::console

@@ -29,6 +29,7 @@ Record every_field() {
   r.request_bytes = -1;
   r.response_bytes = std::numeric_limits<int64_t>::max();
   r.random = 0.999999;
+  r.instance = "web-3:8080";
   for (int i = 0; i < 200; ++i) r.headers.emplace_back("x-h" + std::to_string(i), std::to_string(i));
   r.headers.emplace_back("host", "example.test");
   r.tags = {{"User", "7"}, {"", ""}};
@@ -65,6 +66,7 @@ TEST_CASE("binary encoding round-trips every field, byte for byte") {
   CHECK(back.user_agent == r.user_agent);
   CHECK(back.referer == r.referer);
   CHECK(back.http_version == r.http_version);
+  CHECK(back.instance == r.instance);
   CHECK(back.request_bytes == -1);
   CHECK(back.response_bytes == r.response_bytes);
   CHECK(back.random == r.random);
@@ -94,6 +96,28 @@ TEST_CASE("binary records follow one another; skip and decode agree on the bound
   CHECK_FALSE(skip_binary(skip));  // nothing left
 }
 
+TEST_CASE("format 1 records, written before `instance` existed, still decode") {
+  // Format 1 is format 2 without the last string (instance). For a record
+  // with an empty instance and no headers or tags, format 2 ends with three
+  // zero bytes (instance length, header count, tag count); format 1 with two.
+  Record r;
+  r.method = "GET";
+  r.path = "/old";
+  r.status_code = 200;
+  const std::string v2 = encode(r);
+  REQUIRE(v2.substr(v2.size() - 3) == std::string(3, '\0'));
+  std::string v1 = v2.substr(0, v2.size() - 1);
+  v1[0] = 1;
+  std::string_view in = v1;
+  Record back;
+  back.instance = "stale";
+  REQUIRE(decode_binary(in, back).ok());
+  CHECK(in.empty());
+  CHECK(back.instance.empty());
+  CHECK(back.path == "/old");
+  CHECK(back.status_code == 200);
+}
+
 TEST_CASE("binary decoding refuses every truncation and leaves the input alone") {
   const std::string enc = encode(every_field());
   for (size_t n = 0; n < enc.size(); ++n) {
@@ -112,7 +136,7 @@ TEST_CASE("binary decoding refuses malformed input") {
   Record r;
   SUBCASE("unknown format byte") {
     std::string enc = encode(Record{});
-    enc[0] = 2;
+    enc[0] = 3;
     std::string_view in = enc;
     const Status s = decode_binary(in, r);
     CHECK(s.code() == StatusCode::kInvalidArgument);

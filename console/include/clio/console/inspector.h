@@ -1,10 +1,12 @@
-// Inspector: Clio's composition root. One object an app creates: it installs
-// capture into the app's CivetWeb callbacks, mounts the admin console, its
-// HTTP API and the channel under a prefix (default "/_clio/") on the app's
-// own server, and runs the dispatcher that carries records from capture
-// through the matcher to the admins' browsers.
+// Inspector: Clio in one process, the default. One object an app creates: it
+// installs capture into the app's CivetWeb callbacks and runs a hub
+// (hub.h) on the app's own server, reading capture's records through the
+// in-process log: the admin console, its HTTP API and the channel under a
+// prefix (default "/_clio/"). A fleet of app instances uses
+// clio::log::FleetPublisher and one `clio serve` instead.
 //
-//   auto inspector = clio::console::Inspector::create({.db_path = "clio.db"});
+//   clio::console::InspectorOptions o;  o.db_path = "clio.db";
+//   auto inspector = clio::console::Inspector::create(o);
 //   if (!inspector.ok()) die(inspector.status().message());
 //   mg_callbacks cb{};                                  // the app's callbacks
 //   (*inspector)->install(&cb);                         // 1. before mg_start
@@ -25,72 +27,33 @@
 #include <vector>
 
 #include "clio/base/status.h"
-#include "clio/channel/channel.h"
-#include "clio/matcher/query.h"
+#include "clio/console/hub.h"
 #include "clio/middleware/capture.h"
 
 struct mg_callbacks;
 struct mg_context;
 
+namespace clio::log {
+class InProcessLog;
+}
+
 namespace clio::console {
 
-// Configuration of an Inspector. A plain value: const methods are
-// thread-safe, non-const methods need external synchronization.
-struct InspectorOptions {
-  // SQLite database for subscriptions, recent records and server secrets.
-  // ":memory:" keeps nothing across restarts (tests).
-  std::string db_path = "clio.db";
-  // Where the console lives on the app's server; must start and end with '/'.
-  std::string prefix = "/_clio/";
-  // The admin key. Empty: the CLIO_ADMIN_KEY environment variable, else a key
-  // generated at first start and kept in the database.
-  std::string admin_key;
+// Configuration of an Inspector: the hub's (hub.h) plus capture's. A plain
+// value: const methods are thread-safe, non-const methods need external
+// synchronization.
+struct InspectorOptions : HubOptions {
   // Capture settings (exclude_prefixes gets the console prefix added).
   CaptureOptions capture;
-  // Limits, each refused with a clear error.
-  size_t max_subscriptions_per_client = 100;
-  size_t max_subscriptions = 10000;
-  size_t max_body_bytes = 64 * 1024;
-  size_t max_backfill = 1000;
-  matcher::QueryOptions query;
-  // A client's subscriptions are removed when it stays disconnected this long.
-  std::chrono::seconds grace_period{5 * 60};
-  // Recent records: the newest `memory_records` in memory (backfill, search),
-  // and up to `stored_records` / `stored_record_age` in SQLite.
-  size_t memory_records = 10000;
-  size_t stored_records = 100000;
-  std::chrono::seconds stored_record_age{24 * 3600};
-  // Admin sessions and channel tokens.
-  std::chrono::seconds session_ttl{12 * 3600};
-  std::chrono::seconds token_duration{2 * 3600};
-  // Mark the session cookie Secure (set when a TLS proxy fronts the app).
-  bool secure_cookies = false;
-  // Origins, besides the server's own, allowed to open the console's
-  // WebSocket with a session cookie (e.g. "https://admin.example.com").
-  std::vector<std::string> allowed_origins;
-  // Channel tuning (its secret is managed by the inspector: kept in the
-  // database so tokens survive restarts). Large messages are split by the
-  // dispatcher, so max_message_bytes here only bounds one record.
-  channel::ChannelOptions channel;
-  // Also write every record as a JSON line here ("-" = stdout; "" = off).
-  std::string jsonl_path;
+  // The `instance` of this process's records; "" = "<hostname>:<port>".
+  std::string instance;
 };
 
-// Counters since start (queue_depth, subscriptions, sessions are current).
-struct InspectorStats {
-  uint64_t captured = 0;         // records taken from requests
-  uint64_t dispatched = 0;       // records stamped with an id by the dispatcher
-  uint64_t matched = 0;          // (record, subscription) matches
-  uint64_t delivered = 0;        // matches handed to the channel
-  uint64_t dropped_queue = 0;    // records lost to a full capture queue
-  uint64_t dropped_channel = 0;  // matches the channel refused (client gone, too large)
-  uint64_t stored = 0;           // records written to SQLite
-  uint64_t store_dropped = 0;    // records the store's writer queue refused
-  uint64_t store_errors = 0;     // failed store batches
-  size_t queue_depth = 0;
-  size_t subscriptions = 0;
-  size_t sessions = 0;
-  uint64_t last_id = 0;
+// The hub's counters plus capture's. A plain value type.
+struct InspectorStats : HubStats {
+  uint64_t captured = 0;       // records taken from requests
+  uint64_t dropped_queue = 0;  // records lost to a full capture queue
+  size_t queue_depth = 0;      // records waiting in the capture queue
 };
 
 // Safe for concurrent use by multiple threads after attach(); install() and
@@ -126,14 +89,20 @@ class Inspector {
   // sent, stored). For tests and orderly shutdown; bounded by `timeout`.
   bool drain_for_test(std::chrono::milliseconds timeout);
   // Holds the dispatcher between batches (records pile up in the capture
-  // queue) until called again with false. For tests of overflow.
+  // queue, and subscribes and unsubscribes wait) until called again with
+  // false. Tests.
   void pause_dispatcher_for_test(bool paused);
-
-  class Impl;
+  // The hub this inspector runs.
+  Hub& hub();
 
  private:
-  explicit Inspector(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  Inspector() = default;
+
+  // Constant after create(). Declared in this order so that the hub, which
+  // hands records back to capture, is destroyed first.
+  std::unique_ptr<Capture> capture_;
+  log::InProcessLog* log_ = nullptr;  // owned by hub_
+  std::unique_ptr<Hub> hub_;
 };
 
 }  // namespace clio::console

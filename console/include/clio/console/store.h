@@ -109,6 +109,10 @@ struct RecordChunk {
   size_t count = 0;
   double min_time = 0, max_time = 0;  // of the records' `time`
   std::string body;  // `count` records, each clio::append_binary(record), in id order
+  // When not empty: the record log's position after these records, saved in
+  // the same transaction (log_position()), so a restarted hub resumes
+  // exactly after what it stored.
+  std::string log_position;
 };
 
 // Const methods are thread-safe, non-const methods need external
@@ -204,6 +208,9 @@ class Store {
   // The highest record id ever written (0 if none), also after pruning, for
   // resuming the id sequence after a restart. Committed batches only.
   Result<uint64_t> max_record_id();
+  // The log position saved with the newest committed chunk that had one
+  // ("" if none).
+  Result<std::string> log_position();
 
   struct Stats {
     uint64_t written = 0;        // records committed

@@ -12,8 +12,9 @@
 // `referer = ""` is true; only `header.NAME` and `tag.NAME` can be absent.
 // Header names are case-insensitive (`h.User-Agent` = `header.user-agent`);
 // tag names are case-sensitive, as the app sets them. `remote_ip` is absent
-// when the record's address does not parse. `id` is the dispatcher's sequence
-// number.
+// when the record's address does not parse. `id` is the record's position
+// in the record log; `instance` names the app instance that served it (always
+// present, like the other fixed string fields).
 #pragma once
 
 #include <optional>
@@ -27,7 +28,7 @@ namespace clio {
 enum HttpField : matcher::FieldId {
   kHttpTime, kHttpMethod, kHttpPath, kHttpQuery, kHttpStatusCode, kHttpWallTime, kHttpCpuTime,
   kHttpRemoteIp, kHttpHost, kHttpUserAgent, kHttpReferer, kHttpVersion, kHttpRequestBytes,
-  kHttpResponseBytes, kHttpRandom, kHttpId, kHttpFieldCount
+  kHttpResponseBytes, kHttpRandom, kHttpId, kHttpInstance, kHttpFieldCount
 };
 enum HttpMap : matcher::MapId { kHttpHeaderMap, kHttpTagMap };
 

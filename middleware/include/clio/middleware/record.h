@@ -22,7 +22,7 @@ namespace clio {
 // A plain value type. Thread-compatible: const methods are thread-safe,
 // non-const methods need external synchronization.
 struct Record {
-  uint64_t id = 0;             // assigned by the dispatcher; 0 before that
+  uint64_t id = 0;             // position in the record log; 0 before the log assigns it
   double time = 0;             // request start, seconds since the Unix epoch
   std::string method;          // as sent
   std::string path;            // decoded path, no query string
@@ -38,6 +38,7 @@ struct Record {
   int64_t request_bytes = 0;   // declared request body length, 0 if none
   int64_t response_bytes = 0;  // bytes sent for the response (headers + body)
   double random = 0;           // uniform in [0,1), for sampling queries
+  std::string instance;        // the app instance that served it ("" until the log sets it)
 
   // Request headers in arrival order. Names are lower-cased; a repeated
   // header keeps one entry per occurrence. Redacted values read "[redacted]".

@@ -2,7 +2,8 @@
 // store keeps for every record. About a third of the JSON's size (no member
 // names, numbers in binary) and cheaper to produce, since it copies strings
 // as they are. JSON (record.h) stays the encoding of everything a person or
-// a browser reads; this one never leaves the process's database.
+// a browser reads; this one is what the store keeps and what a record log
+// (clio/log) carries between app instances and the console.
 //
 //   std::string body;
 //   clio::append_binary(r, body);                  // one record, appended
@@ -10,11 +11,12 @@
 //   clio::Record back;
 //   clio::Status s = clio::decode_binary(in, back);  // consumes one record
 //
-// Layout of one record: a format byte (1); time, wall_time, cpu_time and
+// Layout of one record: a format byte (2); time, wall_time, cpu_time and
 // random as IEEE-754 doubles, 8 bytes little-endian each; status_code,
 // request_bytes and response_bytes as zigzag LEB128 varints; method, path,
-// query, remote_ip, host, user_agent, referer and http_version as a varint
-// length and the bytes; the number of headers, then each name and value;
+// query, remote_ip, host, user_agent, referer, http_version and instance as
+// a varint length and the bytes (format 1, written before `instance`
+// existed, has no instance: it decodes as ""); the number of headers, then each name and value;
 // the number of tags, then each name and value. `id` is not encoded (the
 // store knows it from the record's position). Strings are kept byte for
 // byte, so decoding gives back exactly what was encoded.

@@ -1,0 +1,274 @@
+// The hub: lifecycle and use cases (hub_impl.h), and the public facade.
+#include <civetweb.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <unordered_set>
+
+#include "clio/middleware/http_schema.h"
+#include "http_api.h"
+#include "hub_impl.h"
+
+namespace clio::console {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+uint64_t HubStats::published() const {
+  uint64_t n = 0;
+  for (const auto& i : instances) n += i.published;
+  return n;
+}
+
+uint64_t HubStats::dropped_at_source() const {
+  uint64_t n = 0;
+  for (const auto& i : instances) n += i.dropped;
+  return n;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+Hub::Impl::Impl(HubOptions options, std::unique_ptr<log::LogReader> reader)
+    : opts_(std::move(options)), reader_(std::move(reader)) {}
+
+Hub::Impl::~Impl() { shutdown(); }
+
+Status Hub::Impl::open() {
+  if (reader_ == nullptr) return Status::InvalidArgument("the hub needs a record log reader");
+  if (opts_.prefix.size() < 2 || opts_.prefix.front() != '/' || opts_.prefix.back() != '/') {
+    return Status::InvalidArgument("prefix must start and end with '/', e.g. \"/_clio/\"");
+  }
+  for (char c : opts_.prefix) {
+    if (c == '$' || c == '*' || c == '?' || c == '|' || c == '^') {
+      return Status::InvalidArgument("prefix must not contain CivetWeb pattern characters ($*?|^)");
+    }
+  }
+  StoreOptions so;
+  so.path = opts_.db_path;
+  so.max_records = opts_.stored_records;
+  so.max_record_age = opts_.stored_record_age;
+  auto st = Store::open(so);
+  if (!st.ok()) return st.status();
+  store_ = std::move(*st);
+
+  // Secrets: the channel's token key and the admin session key live in the
+  // database so tokens and sessions survive restarts.
+  auto channel_key = store_->get_or_create_secret("channel_hmac_key", 32);
+  if (!channel_key.ok()) return channel_key.status();
+  auto session_key = store_->get_or_create_secret("admin_session_key", 32);
+  if (!session_key.ok()) return session_key.status();
+  std::string admin_key = opts_.admin_key;
+  if (admin_key.empty()) {
+    if (const char* env = std::getenv("CLIO_ADMIN_KEY"); env != nullptr && *env != '\0') admin_key = env;
+  }
+  if (admin_key.empty()) {
+    auto generated = store_->get_or_create_secret("admin_key", 24);
+    if (!generated.ok()) return generated.status();
+    admin_key = base64url(*generated);
+    key_generated_ = true;
+  }
+  if (admin_key.size() < 8) return Status::InvalidArgument("the admin key must be at least 8 characters");
+  AdminAuth::Options ao;
+  ao.admin_key = admin_key;
+  ao.session_key = *session_key;
+  ao.session_ttl = opts_.session_ttl;
+  ao.allowed_origins = opts_.allowed_origins;
+  auth_ = std::make_unique<AdminAuth>(std::move(ao));
+
+  channel::ChannelOptions cho = opts_.channel;
+  cho.secret = *channel_key;
+  cho.max_message_bytes = std::max<size_t>(cho.max_message_bytes, 1 << 20);
+  cho.on_connect = [this](const std::string& id) { registry_->client_connected(id); };
+  cho.on_disconnect = [this](const std::string& id) { registry_->client_disconnected(id, now_seconds()); };
+  channel_ = std::make_unique<channel::ChannelService>(std::move(cho));
+
+  registry_ = std::make_unique<SubscriptionRegistry>(
+      *store_, SubscriptionRegistry::Limits{opts_.max_subscriptions_per_client, opts_.max_subscriptions,
+                                            opts_.grace_period});
+  auto last_id = store_->max_record_id();
+  if (!last_id.ok()) return last_id.status();
+  recent_ = std::make_unique<RecentRecords>(*store_, opts_.memory_records, opts_.stored_records, *last_id);
+  if (!opts_.jsonl_path.empty()) {
+    auto w = JsonlWriter::open(opts_.jsonl_path);
+    if (!w.ok()) return w.status();
+    jsonl_ = std::move(*w);
+  }
+  Dispatcher::Options dopts;
+  dopts.matcher.query = opts_.query;
+  dopts.command_timeout = opts_.command_timeout;
+  dispatcher_ = std::make_unique<Dispatcher>(
+      Dispatcher::Deps{*reader_, *store_, *recent_, *channel_, jsonl_.get(), delivery_}, dopts);
+  return restore_subscriptions();
+}
+
+// Stored subscriptions resume; their clients get the grace period to come back.
+Status Hub::Impl::restore_subscriptions() {
+  auto stored = store_->load_subscriptions();
+  if (!stored.ok()) return stored.status();
+  const double now = now_seconds();
+  std::unordered_set<std::string> leased;
+  for (const StoredSubscription& s : *stored) {
+    auto parsed = matcher::parse(s.query, http_schema(), opts_.query);
+    if (!parsed.ok()) {
+      // The limits may have changed since it was stored: drop it, loudly.
+      std::fprintf(stderr, "clio: dropping stored subscription %llu (%s): %s\n",
+                   static_cast<unsigned long long>(s.id), s.query.c_str(), parsed.error.to_string().c_str());
+      store_->delete_subscription(s.id);
+      continue;
+    }
+    const double lease = s.lease_expires > 0 ? s.lease_expires : now + static_cast<double>(opts_.grace_period.count());
+    auto sub = registry_->restore(s, parsed.query->canonical(), lease);
+    if (Status st = dispatcher_->restore(sub, *parsed.query); !st.ok()) {
+      std::fprintf(stderr, "clio: dropping stored subscription %llu (%s): %s\n",
+                   static_cast<unsigned long long>(s.id), s.query.c_str(), st.message().c_str());
+      registry_->abandon(*sub);
+      continue;
+    }
+    registry_->activate(sub);
+    // set_lease covers every subscription of the client: once per client.
+    if (s.lease_expires <= 0 && leased.insert(s.client_id).second) store_->set_lease(s.client_id, lease);
+  }
+  return Status::Ok();
+}
+
+Status Hub::Impl::attach(mg_context* c) {
+  if (c == nullptr) return Status::InvalidArgument("no CivetWeb context");
+  if (ctx_ != nullptr) return Status::AlreadyExists("the console is already attached");
+  ctx_ = c;
+  if (Status s = channel_->mount(ctx_, opts_.prefix + "channel"); !s.ok()) return s;
+  http_ = std::make_unique<HttpApi>(*this);
+  http_->mount(ctx_);
+  auto position = store_->log_position();
+  if (!position.ok()) return position.status();
+  auto last_id = store_->max_record_id();
+  if (!last_id.ok()) return last_id.status();
+  if (Status s = dispatcher_->start({*position, *last_id}); !s.ok()) return s;
+  keeper_ = std::thread([this] { run_keeper(); });
+  return Status::Ok();
+}
+
+void Hub::Impl::shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    {
+      std::lock_guard<std::mutex> lock(keeper_mu_);
+      stopping_ = true;
+    }
+    keeper_cv_.notify_all();
+    if (keeper_.joinable()) keeper_.join();
+    if (dispatcher_) dispatcher_->stop();
+    if (reader_) reader_->close();
+    if (channel_) channel_->shutdown();
+    if (store_) store_->flush();
+    if (jsonl_) jsonl_->flush();
+  });
+}
+
+void Hub::Impl::run_keeper() {
+  std::unique_lock<std::mutex> lock(keeper_mu_);
+  while (!keeper_cv_.wait_for(lock, 1s, [&] { return stopping_; })) {
+    lock.unlock();
+    for (uint64_t id : registry_->expired(now_seconds())) remove_subscription(id, "expired");
+    lock.lock();
+  }
+}
+
+// ---------------------------------------------------------------- use cases
+
+Result<std::shared_ptr<Subscription>> Hub::Impl::subscribe(const std::string& client_id, const std::string& text,
+                                                           const matcher::Query& query, size_t backfill) {
+  if (backfill > opts_.max_backfill) {
+    return Status::InvalidArgument("backfill must be at most " + std::to_string(opts_.max_backfill));
+  }
+  auto created = registry_->create(client_id, text, query.canonical(), channel_->is_connected(client_id), now_seconds());
+  if (!created.ok()) return created.status();
+  std::shared_ptr<Subscription> sub = std::move(*created);
+  // Backfill from what is dispatched now; the dispatcher then sends what it
+  // dispatches in between, before any live match: no gap, no duplicate.
+  const uint64_t through = dispatcher_->last_id();
+  if (backfill > 0) {
+    auto found = recent_->search(&query, backfill, through + 1);
+    if (found.ok() && !found->empty()) {
+      std::vector<MatchItem> items;
+      const std::vector<uint64_t> ids{sub->id};
+      for (auto it = found->rbegin(); it != found->rend(); ++it) items.push_back({match_item(ids, to_json(**it)), 1});
+      sub->matches.fetch_add(found->size(), std::memory_order_relaxed);
+      send_matches(*channel_, client_id, items, delivery_);
+    }
+  }
+  if (Status s = dispatcher_->subscribe(sub, query, through); !s.ok()) {
+    registry_->abandon(*sub);
+    return s;
+  }
+  registry_->activate(sub);
+  return sub;
+}
+
+Status Hub::Impl::unsubscribe(uint64_t id) { return remove_subscription(id, "deleted"); }
+
+Status Hub::Impl::remove_subscription(uint64_t id, const char* reason) {
+  if (registry_->find(id) == nullptr) return Status::NotFound("no subscription " + std::to_string(id));
+  if (Status s = dispatcher_->unsubscribe(id); !s.ok() && s.code() != StatusCode::kNotFound) return s;
+  auto removed = registry_->remove(id);
+  if (!removed.ok()) return removed.status();
+  send_notice(*channel_, (*removed)->client_id, {{"kind", "subscription_removed"}, {"id", id}, {"reason", reason}});
+  return Status::Ok();
+}
+
+Result<std::vector<std::shared_ptr<const Record>>> Hub::Impl::search(const matcher::Query* q, size_t limit) {
+  return recent_->search(q, limit);
+}
+
+HubStats Hub::Impl::stats() const {
+  HubStats s;
+  s.dispatched = dispatcher_->dispatched();
+  s.matched = dispatcher_->matched();
+  s.delivered = delivery_.delivered.load(std::memory_order_relaxed);
+  s.dropped_channel = delivery_.dropped.load(std::memory_order_relaxed);
+  const auto ss = store_->stats();
+  s.stored = ss.written;
+  s.store_dropped = ss.dropped;
+  s.store_errors = ss.write_errors;
+  s.log_gaps = dispatcher_->gaps();
+  s.log_records_lost = dispatcher_->records_lost();
+  s.subscriptions = registry_->size();
+  s.sessions = channel_->session_count();
+  s.last_id = dispatcher_->last_id();
+  s.log_engine = reader_->describe();
+  s.log = reader_->stats();
+  s.matcher = dispatcher_->matcher_stats();
+  s.instances = dispatcher_->instances();
+  // Instances the reader sees directly count as of now.
+  for (const log::SourceReport& live : reader_->live_sources()) {
+    auto it = std::find_if(s.instances.begin(), s.instances.end(),
+                           [&](const InstanceStats& i) { return i.instance == live.instance; });
+    if (it == s.instances.end()) it = s.instances.insert(s.instances.end(), InstanceStats{live.instance});
+    it->published = live.published;
+    it->dropped = live.dropped;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- facade
+
+Result<std::unique_ptr<Hub>> Hub::create(HubOptions options, std::unique_ptr<log::LogReader> reader) {
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(reader));
+  if (Status s = impl->open(); !s.ok()) return s;
+  return std::unique_ptr<Hub>(new Hub(std::move(impl)));
+}
+
+Hub::Hub(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Hub::~Hub() { impl_->shutdown(); }
+Status Hub::attach(mg_context* ctx) { return impl_->attach(ctx); }
+void Hub::shutdown() { impl_->shutdown(); }
+std::string Hub::new_login_code() { return impl_->auth().new_login_code(static_cast<int64_t>(now_seconds())); }
+const std::string& Hub::prefix() const { return impl_->options().prefix; }
+bool Hub::admin_key_generated() const { return impl_->key_generated(); }
+HubStats Hub::stats() const { return impl_->stats(); }
+log::LogReader& Hub::reader() { return impl_->reader(); }
+void Hub::pause_dispatcher_for_test(bool paused) { impl_->dispatcher().pause_for_test(paused); }
+
+}  // namespace clio::console

@@ -1,0 +1,100 @@
+// The hub's composition: one object of each job, wired together, and the
+// use cases the HTTP layer calls (subscribe, unsubscribe, search, tokens,
+// stats), each answering with a Status. Only http_api.cc knows HTTP.
+//
+// Threads: CivetWeb workers run the HTTP API; the dispatcher thread owns the
+// matcher and the hot loop; the channel's event thread calls the presence
+// hooks; the keeper thread expires the subscriptions of clients that did not
+// come back; the store and the JSON-lines log have their writer threads.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "admin_auth.h"
+#include "clio/channel/channel.h"
+#include "clio/console/hub.h"
+#include "clio/console/store.h"
+#include "clio/log/record_log.h"
+#include "delivery.h"
+#include "dispatcher.h"
+#include "jsonl_writer.h"
+#include "recent_records.h"
+#include "registry.h"
+
+struct mg_context;
+
+namespace clio::console {
+
+class HttpApi;
+
+// Safe for concurrent use by multiple threads after attach().
+class Hub::Impl {
+ public:
+  Impl(HubOptions options, std::unique_ptr<log::LogReader> reader);
+  ~Impl();
+  // Not copyable.
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  Status open();
+  Status attach(mg_context* ctx);
+  void shutdown();
+
+  // --- use cases (any thread)
+
+  // Creates a subscription for `client_id`: quota, row, the newest
+  // `backfill` stored matches, then live matches. Errors: kInvalidArgument
+  // (client id, backfill, a query the matcher refuses), kResourceExhausted
+  // (quotas), kUnavailable (store, shutting down).
+  Result<std::shared_ptr<Subscription>> subscribe(const std::string& client_id, const std::string& text,
+                                                  const matcher::Query& query, size_t backfill);
+  // kNotFound when there is no such subscription.
+  Status unsubscribe(uint64_t id);
+  Result<std::vector<std::shared_ptr<const Record>>> search(const matcher::Query* q, size_t limit);
+  HubStats stats() const;
+
+  const HubOptions& options() const { return opts_; }
+  AdminAuth& auth() { return *auth_; }
+  channel::ChannelService& channel() { return *channel_; }
+  SubscriptionRegistry& registry() { return *registry_; }
+  log::LogReader& reader() { return *reader_; }
+  Dispatcher& dispatcher() { return *dispatcher_; }
+  bool key_generated() const { return key_generated_; }
+
+ private:
+  // Removes a subscription everywhere and tells its client why.
+  Status remove_subscription(uint64_t id, const char* reason);
+  Status restore_subscriptions();
+  void run_keeper();
+
+  // Constant after open().
+  HubOptions opts_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<log::LogReader> reader_;  // records held below return to it
+  std::unique_ptr<channel::ChannelService> channel_;
+  std::unique_ptr<AdminAuth> auth_;
+  std::unique_ptr<SubscriptionRegistry> registry_;
+  std::unique_ptr<RecentRecords> recent_;
+  std::unique_ptr<JsonlWriter> jsonl_;
+  DeliveryCounters delivery_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<HttpApi> http_;
+  bool key_generated_ = false;
+  mg_context* ctx_ = nullptr;
+
+  // The keeper thread, and shutdown.
+  std::mutex keeper_mu_;
+  std::condition_variable keeper_cv_;
+  bool stopping_ = false;  // guarded by keeper_mu_
+  std::thread keeper_;
+  std::once_flag shutdown_once_;
+};
+
+double now_seconds();
+
+}  // namespace clio::console

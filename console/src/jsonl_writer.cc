@@ -1,0 +1,98 @@
+#include "jsonl_writer.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace clio::console {
+
+Result<std::unique_ptr<JsonlWriter>> JsonlWriter::open(const std::string& path) {
+  if (path == "-") return std::unique_ptr<JsonlWriter>(new JsonlWriter(stdout, false, path));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  std::FILE* f = fd < 0 ? nullptr : fdopen(fd, "a");
+  if (f == nullptr) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return Status::Unavailable("cannot open '" + path + "' for writing: " + why);
+  }
+  return std::unique_ptr<JsonlWriter>(new JsonlWriter(f, true, path));
+}
+
+JsonlWriter::JsonlWriter(std::FILE* f, bool owned, std::string path)
+    : file_(f), owned_(owned), path_(std::move(path)) {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "clio-jsonl");
+    run();
+  });
+}
+
+JsonlWriter::~JsonlWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  if (owned_) std::fclose(file_);
+  else std::fflush(file_);
+}
+
+bool JsonlWriter::post(std::shared_ptr<const RecordBatch> batch) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= kMaxQueued || stopping_) {
+      stats_.dropped += batch->size();
+      return false;
+    }
+    queue_.push_back(std::move(batch));
+    ++posted_;
+  }
+  cv_.notify_all();
+  return true;
+}
+
+void JsonlWriter::flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t target = posted_;
+  cv_.wait(lock, [&] { return done_ >= target; });
+}
+
+JsonlWriter::Stats JsonlWriter::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void JsonlWriter::run() {
+  std::string lines;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and everything is written
+    std::shared_ptr<const RecordBatch> batch = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    lines.clear();
+    for (const auto& r : *batch) {
+      append_json(*r, lines);
+      lines.push_back('\n');
+    }
+    const bool ok = std::fwrite(lines.data(), 1, lines.size(), file_) == lines.size() && std::fflush(file_) == 0;
+    const std::string why = ok ? "" : std::strerror(errno);
+    const size_t n = batch->size();
+    batch.reset();  // the records go back to the log before the lock is taken
+    lock.lock();
+    if (ok) {
+      stats_.written += n;
+    } else {
+      stats_.dropped += n;
+      stats_.last_error = "cannot write '" + path_ + "': " + why;
+    }
+    ++done_;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace clio::console

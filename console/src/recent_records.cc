@@ -1,0 +1,59 @@
+#include "recent_records.h"
+
+#include <algorithm>
+
+#include "clio/middleware/http_schema.h"
+
+namespace clio::console {
+
+void RecentRecords::append(const std::shared_ptr<const RecordBatch>& batch) {
+  std::vector<std::shared_ptr<const Record>> evicted;  // freed after the lock is released
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& r : *batch) ring_.emplace_back(batch, r.get());
+    while (ring_.size() > memory_records_) {
+      evicted.push_back(std::move(ring_.front()));
+      ring_.pop_front();
+      store_has_older_ = true;
+    }
+  }
+}
+
+std::vector<std::shared_ptr<const Record>> RecentRecords::after(uint64_t after_id, uint64_t& oldest) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  oldest = ring_.empty() ? 0 : ring_.front()->id;
+  auto first = std::upper_bound(ring_.begin(), ring_.end(), after_id,
+                                [](uint64_t id, const std::shared_ptr<const Record>& r) { return id < r->id; });
+  return {first, ring_.end()};
+}
+
+Result<std::vector<std::shared_ptr<const Record>>> RecentRecords::search(const matcher::Query* q, size_t limit,
+                                                                         uint64_t before_id) {
+  std::vector<std::shared_ptr<const Record>> out;
+  std::vector<std::shared_ptr<const Record>> recent;
+  bool older_in_store;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    recent.assign(ring_.begin(), ring_.end());
+    older_in_store = store_has_older_;
+  }
+  for (auto it = recent.rbegin(); it != recent.rend() && out.size() < limit; ++it) {
+    const Record& r = **it;
+    if (before_id != 0 && r.id >= before_id) continue;
+    if (q == nullptr || q->matches(HttpRecordView(r))) out.push_back(*it);
+  }
+  if (out.size() >= limit || !older_in_store) return out;
+  // The store is read below the ring's oldest record (and below before_id).
+  uint64_t below = before_id;
+  if (!recent.empty()) below = below == 0 ? recent.front()->id : std::min(below, recent.front()->id);
+  // Older records from the store, newest first, bounded by what it keeps.
+  if (Status s = store_.flush(); !s.ok()) return s;
+  Status s = store_.scan(below, stored_records_, [&](Record&& r) {
+    if (q == nullptr || q->matches(HttpRecordView(r))) out.push_back(std::make_shared<const Record>(std::move(r)));
+    return out.size() < limit;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace clio::console

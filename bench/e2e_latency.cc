@@ -39,8 +39,7 @@
 #include "clio/console/inspector.h"
 #include "bench_util.h"
 #include "demo_app.h"
-#include "support/http_client.h"
-#include "support/ws_client.h"
+#include "latency_probe.h"
 
 namespace {
 
@@ -49,10 +48,6 @@ using namespace std::chrono_literals;
 constexpr int kConsoles = 10;
 constexpr int kSubsEach = 10;
 constexpr const char* kKey = "e2e-latency-bench-key";
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 struct Server {
   std::unique_ptr<clio::console::Inspector> inspector;
@@ -129,15 +124,6 @@ void stop(Server& s) {
   s.inspector.reset();
 }
 
-json api(int port, const std::string& method, const std::string& path, const std::string& body) {
-  auto r = clio::test::http(port, method, "/_clio/" + path, {{"Authorization", std::string("Bearer ") + kKey}}, body);
-  if (!r.ok() || r->status >= 300) {
-    std::fprintf(stderr, "API %s %s failed\n", method.c_str(), path.c_str());
-    std::exit(1);
-  }
-  return json::parse(r->body);
-}
-
 }  // namespace
 
 using clio::bench::median;
@@ -176,89 +162,22 @@ int main(int argc, char** argv) {
   mg_init_library(0);
   Server on = start(true, cpu_time != 0);
 
-  // 10 consoles x 10 subscriptions; subscription (c, k) matches query "c=<c>&k=<k>".
-  std::vector<std::unique_ptr<clio::test::WsClient>> consoles;
-  for (int c = 0; c < kConsoles; ++c) {
-    json tok = api(on.port, "POST", "api/token", "{}");
-    const std::string client = tok["client_id"];
-    for (int k = 0; k < kSubsEach; ++k) {
-      api(on.port, "POST", "api/subscriptions",
-          json{{"client_id", client}, {"query", "query = \"c=" + std::to_string(c) + "&k=" + std::to_string(k) + "\""}}.dump());
-    }
-    auto ws = std::make_unique<clio::test::WsClient>();
-    if (!ws->connect(on.port, "/_clio/channel", {"clio.v1", "clio-token." + tok["token"].get<std::string>()},
-                     {{"Authorization", std::string("Bearer ") + kKey}})
-             .ok() ||
-        ws->status() != 101) {
-      std::fprintf(stderr, "console %d could not connect\n", c);
-      return 1;
-    }
-    consoles.push_back(std::move(ws));
-  }
-
-  std::mutex mu;
-  std::vector<double> latencies_ms;
-  std::atomic<bool> done{false};
-  std::atomic<uint64_t> received{0};
-  std::vector<std::thread> readers;
-  for (auto& ws : consoles) {
-    readers.emplace_back([&, w = ws.get()] {
-      std::vector<double> mine;
-      while (!done.load()) {
-        auto f = w->read_message(0.2);
-        if (!f.ok() || f->opcode != 1) continue;
-        const double arrival = now_s();
-        json env = json::parse(f->payload, nullptr, false);
-        if (env.is_discarded() || env.value("t", "") != "msg") continue;
-        json m = json::parse(env["data"].get<std::string>(), nullptr, false);
-        if (m.is_discarded() || m.value("kind", "") != "matches") continue;
-        for (const auto& it : m["items"]) {
-          const auto& r = it["record"];
-          const double end = r["time"].get<double>() + r["wall_time"].get<double>() / 1000.0;
-          mine.push_back((arrival - end) * 1000.0);
-          received++;
-        }
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
-    });
-  }
-
-  // Open-loop generator: 4 threads, each on its own keep-alive connection.
+  // 10 consoles x 10 subscriptions, each matched by one request shape.
   std::printf("e2e_latency: %d consoles x %d subscriptions, %d requests/s for %d s, each matching one subscription\n",
               kConsoles, kSubsEach, rate, seconds);
-  std::atomic<uint64_t> sent{0}, failed{0};
-  std::vector<std::thread> gens;
-  constexpr int kGenThreads = 4;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int g = 0; g < kGenThreads; ++g) {
-    gens.emplace_back([&, g] {
-      clio::test::HttpClient h(on.port);
-      const double per_thread = static_cast<double>(rate) / kGenThreads;
-      const uint64_t total = static_cast<uint64_t>(per_thread * seconds);
-      for (uint64_t i = 0; i < total; ++i) {
-        std::this_thread::sleep_until(t0 + std::chrono::duration<double>(static_cast<double>(i) / per_thread));
-        const uint64_t n = i * kGenThreads + static_cast<uint64_t>(g);
-        const int c = static_cast<int>(n % kConsoles), k = static_cast<int>((n / kConsoles) % kSubsEach);
-        auto r = h.request("GET", "/api/hello?c=" + std::to_string(c) + "&k=" + std::to_string(k));
-        (r.ok() ? sent : failed)++;
-      }
-    });
+  {
+    clio::bench::LatencyProbe probe(on.port, kKey, kConsoles, kSubsEach);
+    const auto sent = probe.generate(on.port, rate, seconds);
+    on.inspector->drain_for_test(10s);
+    const std::vector<double> latencies_ms = probe.finish(sent.sent, 2s);
+    const auto st = on.inspector->stats();
+    std::printf("sent %llu requests in %.1f s (%.0f/s), %llu failed; matches delivered %llu, received %llu\n",
+                static_cast<unsigned long long>(sent.sent), sent.seconds, static_cast<double>(sent.sent) / sent.seconds,
+                static_cast<unsigned long long>(sent.failed), static_cast<unsigned long long>(st.delivered),
+                static_cast<unsigned long long>(probe.received()));
+    std::printf("end of request -> message arrival: p50 %.2f ms, p99 %.2f ms, max %.2f ms  (target p99 <= 10 ms)\n",
+                percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99), percentile(latencies_ms, 1.0));
   }
-  for (auto& t : gens) t.join();
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  on.inspector->drain_for_test(10s);
-  for (int i = 0; i < 100 && received.load() < sent.load(); ++i) std::this_thread::sleep_for(20ms);
-  done = true;
-  for (auto& t : readers) t.join();
-  const auto st = on.inspector->stats();
-  std::printf("sent %llu requests in %.1f s (%.0f/s), %llu failed; matches delivered %llu, received %llu\n",
-              static_cast<unsigned long long>(sent.load()), elapsed, static_cast<double>(sent.load()) / elapsed,
-              static_cast<unsigned long long>(failed.load()), static_cast<unsigned long long>(st.delivered),
-              static_cast<unsigned long long>(received.load()));
-  std::printf("end of request -> message arrival: p50 %.2f ms, p99 %.2f ms, max %.2f ms  (target p99 <= 10 ms)\n",
-              percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99), percentile(latencies_ms, 1.0));
-  consoles.clear();
 
   // Throughput with the inspector on (10 x 10 subscriptions loaded) vs off.
   if (std::system("command -v wrk >/dev/null 2>&1") != 0) {

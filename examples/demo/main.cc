@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "clio/console/inspector.h"
+#include "clio/log/fleet.h"
 #include "clio/middleware/capture.h"
 #include "clio/middleware/jsonl_sink.h"
 #include "demo_app.h"
@@ -28,12 +29,16 @@ struct Args {
   std::string www = CLIO_DEMO_WWW;
   std::string db = "clio.db";
   bool inspector = true;
+  std::string redis;   // a fleet instance: publish to this Redis instead of running a console
+  std::string stream = "clio:records";
+  std::string instance;
 };
 
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: clio_demo [--port N] [--listen ADDR] [--db PATH] [--log-jsonl PATH|-]\n"
                "                 [--traffic RATE] [--no-inspector] [--www DIR]\n"
+               "                 [--redis URL [--stream NAME] [--instance NAME]]\n"
                "  --port N          port to listen on (default 8080; 0 picks a free one)\n"
                "  --listen ADDR     IPv4 address to bind (default 127.0.0.1)\n"
                "  --db PATH         the inspector's SQLite database (default clio.db)\n"
@@ -42,6 +47,10 @@ void usage(std::FILE* out) {
                "                    (default 20; 0 turns the generator off)\n"
                "  --no-inspector    capture only (no console, no database); use with --log-jsonl\n"
                "  --www DIR         document root holding static/ (default: the source tree's)\n"
+               "  --redis URL       a fleet instance: publish records to this Redis stream (no console here;\n"
+               "                    run `clio serve --redis URL` for the fleet's console)\n"
+               "  --stream NAME     the stream (default clio:records)\n"
+               "  --instance NAME   this instance's name in its records (default hostname:port)\n"
                "environment: CLIO_ADMIN_KEY fixes the admin key (else one is generated and kept in the db)\n");
 }
 
@@ -87,6 +96,15 @@ bool parse_args(int argc, char** argv, Args& a) {
       a.db = v;
     } else if (k == "--no-inspector") {
       a.inspector = false;
+    } else if (k == "--redis") {
+      if (!(v = value("--redis"))) return false;
+      a.redis = v;
+    } else if (k == "--stream") {
+      if (!(v = value("--stream"))) return false;
+      a.stream = v;
+    } else if (k == "--instance") {
+      if (!(v = value("--instance"))) return false;
+      a.instance = v;
     } else if (k == "--www") {
       if (!(v = value("--www"))) return false;
       a.www = v;
@@ -106,14 +124,32 @@ int main(int argc, char** argv) {
   if (!parse_args(argc, argv, args)) return 2;
 
   mg_callbacks callbacks{};
-  // Either the whole inspector (console, channel, store) or capture alone.
+  // The whole inspector (console, channel, store), a fleet instance
+  // (capture and a Redis publisher), or capture alone.
   std::unique_ptr<clio::console::Inspector> inspector;
+  std::unique_ptr<clio::log::FleetPublisher> fleet;
   std::unique_ptr<clio::Capture> capture;
   std::unique_ptr<clio::JsonlSink> sink;
-  if (args.inspector) {
+  if (!args.redis.empty()) {
+    clio::log::FleetOptions o;
+    o.log.url = args.redis;
+    o.log.stream = args.stream;
+    o.instance = args.instance;
+    auto created = clio::log::FleetPublisher::create(o);
+    if (!created.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", created.status().message().c_str());
+      return 1;
+    }
+    fleet = std::move(*created);
+    if (auto s = fleet->install(&callbacks); !s.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
+      return 1;
+    }
+  } else if (args.inspector) {
     clio::console::InspectorOptions o;
     o.db_path = args.db;
     o.jsonl_path = args.log_jsonl;
+    o.instance = args.instance;
     auto created = clio::console::Inspector::create(o);
     if (!created.ok()) {
       std::fprintf(stderr, "clio_demo: %s\n", created.status().message().c_str());
@@ -151,6 +187,14 @@ int main(int argc, char** argv) {
   const int port = clio::demo::bound_port(ctx);
   const std::string base = "http://" + args.listen + ":" + std::to_string(port);
   std::fprintf(stderr, "clio demo listening on %s/\n", base.c_str());
+  if (fleet) {
+    if (auto s = fleet->attach(ctx); !s.ok()) {
+      std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
+      mg_stop(ctx);
+      return 1;
+    }
+    std::fprintf(stderr, "instance %s publishing to %s\n", fleet->instance().c_str(), fleet->describe().c_str());
+  }
   if (inspector) {
     if (auto s = inspector->attach(ctx); !s.ok()) {
       std::fprintf(stderr, "clio_demo: %s\n", s.message().c_str());
@@ -174,14 +218,17 @@ int main(int argc, char** argv) {
 
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
 
-  // Shutdown order: traffic, inspector (dispatcher, channel), server.
+  // Shutdown order: traffic, inspector (dispatcher, channel), server, then the
+  // fleet publisher (it publishes what the last requests left).
   std::fprintf(stderr, "clio_demo: shutting down\n");
   traffic.reset();
   if (inspector) inspector->shutdown();
   mg_stop(ctx);
+  if (fleet) fleet->shutdown();
   if (sink) sink->stop();
-  const auto captured = inspector ? inspector->stats().captured : capture->stats().captured;
-  const auto dropped = inspector ? inspector->stats().dropped_queue : capture->stats().dropped_queue;
+  clio::Capture& used = inspector ? inspector->capture() : fleet ? fleet->capture() : *capture;
+  const auto captured = used.stats().captured;
+  const auto dropped = fleet ? fleet->stats().dropped() : used.stats().dropped_queue;
   std::fprintf(stderr, "clio_demo: captured %llu records, dropped %llu\n", static_cast<unsigned long long>(captured),
                static_cast<unsigned long long>(dropped));
   mg_exit_library();

@@ -28,7 +28,8 @@ PublisherStats Publisher::stats() const {
   PublisherStats s;
   s.published = published_.load(std::memory_order_relaxed);
   s.dropped_log = dropped_log_.load(std::memory_order_relaxed);
-  s.dropped_queue = capture_.stats().dropped_queue;
+  s.dropped_queue = capture_.queue().dropped();
+  s.appends = appends_.load(std::memory_order_relaxed);
   s.failures = failures_.load(std::memory_order_relaxed);
   s.connected = connected_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(error_mu_);
@@ -38,8 +39,9 @@ PublisherStats Publisher::stats() const {
 
 bool Publisher::publish(std::vector<std::unique_ptr<Record>>& batch) {
   const SourceReport report{options_.instance, published_.load(std::memory_order_relaxed) + batch.size(),
-                            dropped_log_.load(std::memory_order_relaxed) + capture_.stats().dropped_queue};
+                            dropped_log_.load(std::memory_order_relaxed) + capture_.queue().dropped()};
   size_t appended = 0;
+  appends_.fetch_add(1, std::memory_order_relaxed);
   const Status s = writer_->append(batch, report, appended);
   published_.fetch_add(appended, std::memory_order_relaxed);
   dropped_log_.fetch_add(batch.size() - appended, std::memory_order_relaxed);
@@ -58,9 +60,10 @@ void Publisher::run() {
   std::vector<std::unique_ptr<Record>> batch;
   batch.reserve(options_.max_batch);
   auto backoff = options_.retry_min;
-  clock::time_point retry_at{}, next_heartbeat{};
+  clock::time_point retry_at{}, next_heartbeat{}, next_append{};
   while (!stopping_.load(std::memory_order_acquire)) {
     batch.clear();
+    if (capture_.queue().depth() < options_.max_batch) std::this_thread::sleep_until(next_append);
     capture_.queue().pop_batch(batch, options_.max_batch, std::chrono::milliseconds(100));
     const auto now = clock::now();
     if (batch.empty() && now < next_heartbeat) continue;
@@ -69,6 +72,7 @@ void Publisher::run() {
       capture_.recycle(batch);
       continue;
     }
+    next_append = now + options_.linger;
     if (publish(batch)) {
       backoff = options_.retry_min;
       next_heartbeat = clock::now() + options_.heartbeat;

@@ -60,17 +60,20 @@ class RedisWriter final : public LogWriter {
                 size_t& appended) override {
     appended = 0;
     if (Status s = ensure_connected(); !s.ok()) return s;
-    // Cut the batch into entries.
-    entries_.clear();
-    size_t i = 0;
+    // Cut the batch into entries (their buffers keep their capacity from call to call).
+    size_t used = 0, i = 0;
     do {
-      Entry& e = entries_.emplace_back();
+      if (used == entries_.size()) entries_.emplace_back();
+      Entry& e = entries_[used++];
+      e.body.clear();
+      e.count = 0;
+      e.sent = false;
       while (i < records.size() && e.count < o_.records_per_entry && e.body.size() < o_.entry_bytes) {
         append_binary(*records[i++], e.body);
         ++e.count;
       }
     } while (i < records.size());
-    Status s = send_entries(report, appended, /*retry_noscript=*/true);
+    Status s = send_entries(report, used, appended, /*retry_noscript=*/true);
     if (!s.ok() && conn_ && conn_->broken()) conn_.reset();
     return s;
   }
@@ -90,40 +93,46 @@ class RedisWriter final : public LogWriter {
     return Status::Ok();
   }
 
-  // Sends entries_ pipelined; adds the records of the entries the server
-  // took to `appended` and returns the first failure.
-  Status send_entries(const SourceReport& report, size_t& appended, bool retry_noscript) {
+  // Sends the first `n` entries_ not yet sent, pipelined; adds the records
+  // of the entries the server took to `appended`; returns the first failure.
+  Status send_entries(const SourceReport& report, size_t n, size_t& appended, bool retry_noscript) {
     const std::string floor = std::to_string(floor_);
     const std::string published = std::to_string(report.published), dropped = std::to_string(report.dropped);
-    for (const Entry& e : entries_) {
+    for (size_t k = 0; k < n; ++k) {
+      const Entry& e = entries_[k];
+      if (e.sent) continue;
       const std::string count = std::to_string(e.count);
       conn_->append({"EVALSHA", sha_, "3", o_.stream, seq_, epoch_key_, max_entries_, floor, epoch_tag_,
                      report.instance, count, published, dropped, e.body});
     }
     Status first_error;
-    std::vector<Entry> noscript;  // not added: the server had lost the script
-    for (Entry& e : entries_) {
+    bool noscript = false;  // some entry was refused because the server had lost the script
+    for (size_t k = 0; k < n; ++k) {
+      Entry& e = entries_[k];
+      if (e.sent) continue;
       auto r = conn_->get_reply();
       long long last = 0;
       if (r.ok() && reply_integer(r->get(), last)) {
         floor_ = std::max<uint64_t>(floor_, static_cast<uint64_t>(last));
         appended += e.count;
+        e.sent = true;
         continue;
       }
       if (!r.ok() && r.status().message().find("NOSCRIPT") != std::string::npos) {
-        noscript.push_back(std::move(e));
+        noscript = true;
         continue;
       }
+      e.sent = true;  // refused for good: dropped
       if (first_error.ok()) first_error = r.ok() ? Status::Internal("unexpected reply to the publish script") : r.status();
       if (conn_->broken()) return first_error;
     }
-    if (!noscript.empty()) {
+    if (noscript) {
       if (!retry_noscript) return Status::Internal("redis " + address_.describe() + " refuses the publish script");
-      // The server's script cache was flushed: load it again and resend.
+      // The server's script cache was flushed: load it again and resend the
+      // entries it refused (they were not added).
       conn_.reset();
       if (Status s = ensure_connected(); !s.ok()) return s;
-      entries_ = std::move(noscript);
-      Status s = send_entries(report, appended, /*retry_noscript=*/false);
+      Status s = send_entries(report, n, appended, /*retry_noscript=*/false);
       if (first_error.ok()) first_error = s;
     }
     return first_error;
@@ -141,6 +150,7 @@ class RedisWriter final : public LogWriter {
   struct Entry {
     std::string body;
     size_t count = 0;
+    bool sent = false;  // answered by the server (taken or refused)
   };
   std::vector<Entry> entries_;
 };

@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 
 namespace clio {
 namespace {
@@ -12,37 +13,67 @@ constexpr unsigned char kFormatV1 = 1;
 constexpr unsigned char kFormat = 2;
 constexpr size_t kMaxVarintBytes = 10;
 
-void put_varint(uint64_t v, std::string& out) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
+uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+
+// The write side's one description of the layout, over a sink that either
+// counts bytes (Measure) or writes them (Write): append_binary() measures
+// the record, grows `out` once, then writes into it.
+template <typename Sink>
+void write_record(const Record& r, Sink& out) {
+  out.byte(kFormat);
+  for (double d : {r.time, r.wall_time, r.cpu_time, r.random}) out.dbl(d);
+  for (int64_t v : {int64_t{r.status_code}, r.request_bytes, r.response_bytes}) out.varint(zigzag(v));
+  for (const std::string* s : {&r.method, &r.path, &r.query, &r.remote_ip, &r.host, &r.user_agent, &r.referer,
+                               &r.http_version, &r.instance}) {
+    out.bytes(*s);
   }
-  out.push_back(static_cast<char>(v));
-}
-
-void put_signed(int64_t v, std::string& out) {
-  put_varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63), out);
-}
-
-void put_double(double v, std::string& out) {
-  const auto bits = std::bit_cast<uint64_t>(v);
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((bits >> (8 * i)) & 0xFF);
-  out.append(b, 8);
-}
-
-void put_string(std::string_view s, std::string& out) {
-  put_varint(s.size(), out);
-  out.append(s);
-}
-
-void put_pairs(const std::vector<std::pair<std::string, std::string>>& m, std::string& out) {
-  put_varint(m.size(), out);
-  for (const auto& [k, v] : m) {
-    put_string(k, out);
-    put_string(v, out);
+  for (const auto* pairs : {&r.headers, &r.tags}) {
+    out.varint(pairs->size());
+    for (const auto& [k, v] : *pairs) {
+      out.bytes(k);
+      out.bytes(v);
+    }
   }
 }
+
+struct Measure {
+  size_t n = 0;
+  void byte(unsigned char) { ++n; }
+  void dbl(double) { n += 8; }
+  void varint(uint64_t v) {
+    do {
+      ++n;
+      v >>= 7;
+    } while (v != 0);
+  }
+  void bytes(std::string_view s) {
+    varint(s.size());
+    n += s.size();
+  }
+};
+
+struct Write {
+  char* p;
+  void byte(unsigned char b) { *p++ = static_cast<char>(b); }
+  void dbl(double d) {
+    auto bits = std::bit_cast<uint64_t>(d);
+    if constexpr (std::endian::native == std::endian::big) bits = __builtin_bswap64(bits);
+    std::memcpy(p, &bits, 8);
+    p += 8;
+  }
+  void varint(uint64_t v) {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>((v & 0x7F) | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  }
+  void bytes(std::string_view s) {
+    varint(s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+};
 
 // Reads from a private copy of the input view; the caller commits the
 // position only when the whole record decoded.
@@ -147,20 +178,12 @@ bool read_record(Reader& rd, Record* out) {
 }  // namespace
 
 void append_binary(const Record& r, std::string& out) {
-  out.push_back(static_cast<char>(kFormat));
-  put_double(r.time, out);
-  put_double(r.wall_time, out);
-  put_double(r.cpu_time, out);
-  put_double(r.random, out);
-  put_signed(r.status_code, out);
-  put_signed(r.request_bytes, out);
-  put_signed(r.response_bytes, out);
-  for (const std::string* s : {&r.method, &r.path, &r.query, &r.remote_ip, &r.host, &r.user_agent,
-                               &r.referer, &r.http_version, &r.instance}) {
-    put_string(*s, out);
-  }
-  put_pairs(r.headers, out);
-  put_pairs(r.tags, out);
+  Measure m;
+  write_record(r, m);
+  const size_t at = out.size();
+  out.resize(at + m.n);
+  Write w{out.data() + at};
+  write_record(r, w);
 }
 
 Status decode_binary(std::string_view& in, Record& out) {

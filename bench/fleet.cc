@@ -13,8 +13,11 @@
 //    pipelined) against a consumer that only pops and recycles, at a fixed
 //    rate, in child processes, alternating rounds (target <= 2 us beyond
 //    capture).
+// 4. App throughput (wrk on the demo app with a FleetPublisher) while Redis
+//    answers, while it is frozen (SIGSTOP: slow without limit), and while it
+//    is gone (SIGKILL), with the records dropped at the source.
 //
-//   fleet [--seconds S] [--rate N] [--rounds R] [--publish-rate N] [--only 1|2|3]
+//   fleet [--seconds S] [--rate N] [--rounds R] [--publish-rate N] [--only 1|2|3|4]
 #include <civetweb.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -280,6 +283,48 @@ void publisher_cpu(const std::string& url, int rounds, int rate, int seconds) {
               median(rediss), median(added));
 }
 
+void app_throughput(clio::test::RedisServer& redis, int seconds) {
+  std::printf("\n4. app throughput under Redis failures: wrk -t1 -c8 -d%ds on the demo app with a FleetPublisher\n",
+              seconds);
+  if (std::system("command -v wrk >/dev/null 2>&1") != 0) {
+    std::printf("wrk not installed: skipped (apt-get install wrk)\n");
+    return;
+  }
+  clio::log::FleetOptions fo;
+  fo.log = log_options(redis.url());
+  fo.instance = "web-1";
+  auto fleet = clio::log::FleetPublisher::create(fo);
+  mg_callbacks cb{};
+  (*fleet)->install(&cb);
+  auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 32);
+  mg_context* app = mg_start(&cb, nullptr, opts.pointers());
+  if (app == nullptr) std::exit(1);
+  clio::demo::register_handlers(app);
+  (*fleet)->attach(app);
+  const int port = clio::demo::bound_port(app);
+  clio::bench::run_wrk(port, 1, 8, 1);  // warm up
+  std::printf("%-30s %12s %14s %14s\n", "redis", "req/s", "published", "dropped");
+  auto row = [&](const char* name) {
+    const auto before = (*fleet)->stats();
+    const double rps = clio::bench::run_wrk(port, seconds, 8, 1);
+    std::this_thread::sleep_for(200ms);
+    const auto after = (*fleet)->stats();
+    std::printf("%-30s %12.0f %14llu %14llu\n", name, rps,
+                static_cast<unsigned long long>(after.published - before.published),
+                static_cast<unsigned long long>(after.dropped() - before.dropped()));
+    std::fflush(stdout);
+  };
+  row("answering");
+  redis.freeze(true);
+  row("frozen (SIGSTOP)");
+  redis.freeze(false);
+  row("answering again");
+  redis.kill();
+  row("gone (SIGKILL)");
+  mg_stop(app);
+  (*fleet)->shutdown();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,7 +338,7 @@ int main(int argc, char** argv) {
     else if (k == "--publish-rate") publish_rate = v;
     else if (k == "--only") only = v;
     else {
-      std::fprintf(stderr, "usage: fleet [--seconds S] [--rate N] [--rounds R] [--publish-rate N] [--only 1|2|3]\n");
+      std::fprintf(stderr, "usage: fleet [--seconds S] [--rate N] [--rounds R] [--publish-rate N] [--only 1|2|3|4]\n");
       return 2;
     }
   }
@@ -310,6 +355,7 @@ int main(int argc, char** argv) {
   (*redis)->command({"DEL", kStream});
   if (only == 0 || only == 2) latency((*redis)->url(), dir, rate, seconds);
   if (only == 0 || only == 3) publisher_cpu((*redis)->url(), rounds, publish_rate, seconds);
+  if (only == 0 || only == 4) app_throughput(**redis, seconds);
   mg_exit_library();
   std::filesystem::remove_all(dir);
   return 0;

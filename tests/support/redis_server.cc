@@ -131,6 +131,10 @@ void RedisServer::kill() {
   pid_ = -1;
 }
 
+void RedisServer::freeze(bool frozen) {
+  if (pid_ > 0) ::kill(pid_, frozen ? SIGSTOP : SIGCONT);
+}
+
 Status RedisServer::restart() {
   kill();
   return launch();

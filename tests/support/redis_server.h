@@ -46,6 +46,9 @@ class RedisServer {
 
   // Stops the server abruptly (SIGKILL) and waits for it.
   void kill();
+  // Freezes the server (SIGSTOP: connections stay open, nothing answers) or
+  // lets it go on (SIGCONT): a Redis that is slow without limit.
+  void freeze(bool frozen);
   // Starts it again on the same port, empty.
   Status restart();
   // Runs one command on a new connection.

@@ -112,6 +112,33 @@ struct Console {
   int port = 0;
 };
 
+// The demo app as a fleet instance ("web-1"), publishing to `url`.
+struct FleetApp {
+  explicit FleetApp(const std::string& url) {
+    clio::log::FleetOptions fo;
+    fo.log = log_options(url);
+    fo.instance = "web-1";
+    auto created = clio::log::FleetPublisher::create(fo);
+    if (!created.ok()) std::exit(1);
+    fleet = std::move(*created);
+    fleet->install(&cb);
+    auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 32);
+    ctx = mg_start(&cb, nullptr, opts.pointers());
+    if (ctx == nullptr) std::exit(1);
+    clio::demo::register_handlers(ctx);
+    if (!fleet->attach(ctx).ok()) std::exit(1);
+    port = clio::demo::bound_port(ctx);
+  }
+  ~FleetApp() {
+    mg_stop(ctx);
+    fleet->shutdown();
+  }
+  std::unique_ptr<clio::log::FleetPublisher> fleet;
+  mg_callbacks cb{};
+  mg_context* ctx = nullptr;
+  int port = 0;
+};
+
 // A child process: publishes synthetic records for `seconds` as fast as the
 // queue takes them (rate 0), or at `rate` records/s. With null_consumer, a
 // thread only pops and recycles (capture's floor). Prints one line:
@@ -235,28 +262,16 @@ void latency(const std::string& url, const std::string& dir, int rate, int secon
   std::printf("\n2. latency: demo app + FleetPublisher -> redis -> console, %d requests/s for %d s, 10 consoles x 10 subscriptions\n",
               rate, seconds);
   Console console(url, dir + "/latency.db");
-  clio::log::FleetOptions fo;
-  fo.log = log_options(url);
-  fo.instance = "web-1";
-  auto fleet = clio::log::FleetPublisher::create(fo);
-  mg_callbacks cb{};
-  (*fleet)->install(&cb);
-  auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 32);
-  mg_context* app = mg_start(&cb, nullptr, opts.pointers());
-  if (app == nullptr) std::exit(1);
-  clio::demo::register_handlers(app);
-  (*fleet)->attach(app);
+  FleetApp app(url);
   {
     clio::bench::LatencyProbe probe(console.port, kKey, 10, 10);
-    const auto sent = probe.generate(clio::demo::bound_port(app), rate, seconds);
+    const auto sent = probe.generate(app.port, rate, seconds);
     const std::vector<double> ms = probe.finish(sent.sent, 10s);
     std::printf("sent %llu (%llu failed), received %llu matches\n", static_cast<unsigned long long>(sent.sent),
                 static_cast<unsigned long long>(sent.failed), static_cast<unsigned long long>(probe.received()));
     std::printf("end of request -> console message through redis: p50 %.2f ms, p99 %.2f ms, max %.2f ms  (target p99 <= 10 ms)\n",
                 percentile(ms, 0.5), percentile(ms, 0.99), percentile(ms, 1.0));
   }
-  mg_stop(app);
-  (*fleet)->shutdown();
 }
 
 void publisher_cpu(const std::string& url, int rounds, int rate, int seconds) {
@@ -290,25 +305,14 @@ void app_throughput(clio::test::RedisServer& redis, int seconds) {
     std::printf("wrk not installed: skipped (apt-get install wrk)\n");
     return;
   }
-  clio::log::FleetOptions fo;
-  fo.log = log_options(redis.url());
-  fo.instance = "web-1";
-  auto fleet = clio::log::FleetPublisher::create(fo);
-  mg_callbacks cb{};
-  (*fleet)->install(&cb);
-  auto opts = clio::demo::server_options("127.0.0.1:0", CLIO_DEMO_WWW, 32);
-  mg_context* app = mg_start(&cb, nullptr, opts.pointers());
-  if (app == nullptr) std::exit(1);
-  clio::demo::register_handlers(app);
-  (*fleet)->attach(app);
-  const int port = clio::demo::bound_port(app);
-  clio::bench::run_wrk(port, 1, 8, 1);  // warm up
+  FleetApp app(redis.url());
+  clio::bench::run_wrk(app.port, 1, 8, 1);  // warm up
   std::printf("%-30s %12s %14s %14s\n", "redis", "req/s", "published", "dropped");
   auto row = [&](const char* name) {
-    const auto before = (*fleet)->stats();
-    const double rps = clio::bench::run_wrk(port, seconds, 8, 1);
+    const auto before = app.fleet->stats();
+    const double rps = clio::bench::run_wrk(app.port, seconds, 8, 1);
     std::this_thread::sleep_for(200ms);
-    const auto after = (*fleet)->stats();
+    const auto after = app.fleet->stats();
     std::printf("%-30s %12.0f %14llu %14llu\n", name, rps,
                 static_cast<unsigned long long>(after.published - before.published),
                 static_cast<unsigned long long>(after.dropped() - before.dropped()));
@@ -321,8 +325,6 @@ void app_throughput(clio::test::RedisServer& redis, int seconds) {
   row("answering again");
   redis.kill();
   row("gone (SIGKILL)");
-  mg_stop(app);
-  (*fleet)->shutdown();
 }
 
 }  // namespace

@@ -105,24 +105,26 @@ bool Dispatcher::post(const std::shared_ptr<Command>& c) {
   return true;
 }
 
+Status Dispatcher::submit(const std::shared_ptr<Command>& c) {
+  if (!post(c)) return Status::Unavailable("the console is shutting down or too busy; try again");
+  std::lock_guard<std::mutex> lock(c->mu);
+  return c->result;
+}
+
 Status Dispatcher::subscribe(std::shared_ptr<Subscription> sub, const matcher::Query& query, uint64_t after_id) {
   auto c = std::make_shared<Command>();
   c->subscribe = true;
   c->sub = std::move(sub);
   c->query = query;
   c->after_id = after_id;
-  if (!post(c)) return Status::Unavailable("the console is shutting down or too busy; try again");
-  std::lock_guard<std::mutex> lock(c->mu);
-  return c->result;
+  return submit(c);
 }
 
 Status Dispatcher::unsubscribe(uint64_t id) {
   auto c = std::make_shared<Command>();
   c->subscribe = false;
   c->id = id;
-  if (!post(c)) return Status::Unavailable("the console is shutting down or too busy; try again");
-  std::lock_guard<std::mutex> lock(c->mu);
-  return c->result;
+  return submit(c);
 }
 
 void Dispatcher::pause_for_test(bool paused) {

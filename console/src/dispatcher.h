@@ -94,7 +94,10 @@ class Dispatcher {
  private:
   struct Command;
   void run();
+  // Queues a command and waits (bounded) until it ran; false when it did not.
   bool post(const std::shared_ptr<Command>& c);
+  // post(), then the command's result.
+  Status submit(const std::shared_ptr<Command>& c);
   void run_commands();
   Status run_subscribe(Command& c);
   void process(log::LogBatch& batch);

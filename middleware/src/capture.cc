@@ -42,7 +42,10 @@ std::mutex g_install_mu;
 struct RequestContext {
   Capture* capture = nullptr;  // non-null while a captured request runs
   std::unique_ptr<Record> record;
-  int64_t cpu_begin_ns = 0;
+  // The thread's CPU clock at the end of its previous request (or at the
+  // begin_request of its first), -1 when unknown; see CaptureOptions::measure_cpu_time.
+  int64_t cpu_last_ns = -1;
+  bool cpu_pending = false;  // the request in flight advances cpu_last_ns in log_access
   std::chrono::steady_clock::time_point wall_begin;
   int raw_status = 0;
   int status_override = 0;
@@ -223,8 +226,15 @@ struct Capture::Hooks {
     Capture* c = s.capture.load(std::memory_order_acquire);
     RequestContext& t = t_request;
     t.capture = nullptr;
+    t.cpu_pending = false;
     if (c != nullptr && c->enabled_.load(std::memory_order_relaxed)) {
       const int64_t self0 = c->options_.measure_self_time ? mono_ns() : 0;
+      if (c->options_.measure_cpu_time) {
+        // One clock read per request, in log_access; a thread's first
+        // request also reads it here.
+        if (t.cpu_last_ns < 0) t.cpu_last_ns = thread_cpu_ns();
+        t.cpu_pending = true;
+      }
       const mg_request_info* ri = mg_get_request_info(conn);
       const char* path = ri && ri->local_uri ? ri->local_uri : "";
       if (excluded(path, c->options_.exclude_prefixes)) {
@@ -242,9 +252,10 @@ struct Capture::Hooks {
         t.raw_status = 0;
         t.self_ns = 0;
         t.wall_begin = std::chrono::steady_clock::now();
-        if (c->options_.measure_cpu_time) t.cpu_begin_ns = thread_cpu_ns();
         if (c->options_.measure_self_time) t.self_ns = static_cast<uint64_t>(mono_ns() - self0);
       }
+    } else {
+      t.cpu_last_ns = -1;  // capture is off: the next captured request starts a new reading
     }
     return s.app.begin_request ? s.app.begin_request(conn) : 0;
   }
@@ -255,9 +266,6 @@ struct Capture::Hooks {
       const int64_t self0 = t.capture->options_.measure_self_time ? mono_ns() : 0;
       const auto wall_end = std::chrono::steady_clock::now();
       t.record->wall_time = std::chrono::duration<double, std::milli>(wall_end - t.wall_begin).count();
-      if (t.capture->options_.measure_cpu_time) {
-        t.record->cpu_time = static_cast<double>(thread_cpu_ns() - t.cpu_begin_ns) / 1e6;
-      }
       t.raw_status = status;
       if (t.capture->options_.measure_self_time) t.self_ns += static_cast<uint64_t>(mono_ns() - self0);
     }
@@ -267,6 +275,12 @@ struct Capture::Hooks {
 
   static int log(int slot, const mg_connection* conn, const char* message) {
     RequestContext& t = t_request;
+    if (t.cpu_pending) {  // captured or excluded: either way the reading moves on
+      const int64_t now = thread_cpu_ns();
+      if (t.capture != nullptr && t.record) t.record->cpu_time = static_cast<double>(now - t.cpu_last_ns) / 1e6;
+      t.cpu_last_ns = now;
+      t.cpu_pending = false;
+    }
     if (t.capture != nullptr && t.record) {
       Capture* c = t.capture;
       const int64_t self0 = c->options_.measure_self_time ? mono_ns() : 0;

@@ -247,6 +247,36 @@ TEST_CASE("wall time and CPU time: 50 ms burned, 100 ms slept") {
   CHECK(rec.cpu_time < 100.0);  // the sleep is not CPU
 }
 
+TEST_CASE("cpu_time is read once per request: a keep-alive neighbour is not charged for a burn") {
+  // One connection is served by one worker thread, so each request's
+  // cpu_time runs from the end of the one before.
+  SUBCASE("a captured burn, then a cheap request") {
+    TestApp app;
+    HttpClient h(app.port);
+    REQUIRE(h.request("GET", "/burnsleep").ok());
+    REQUIRE(h.request("GET", "/api/hello").ok());
+    auto v = app.records(2);
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].cpu_time >= 49.0);
+    CHECK(v[0].cpu_time < 100.0);
+    CHECK(v[1].cpu_time > 0.0);
+    CHECK(v[1].cpu_time < 10.0);
+  }
+  SUBCASE("an excluded burn still moves the thread's reading on") {
+    CaptureOptions o;
+    o.exclude_prefixes = {"/burnsleep"};
+    TestApp app(o);
+    HttpClient h(app.port);
+    REQUIRE(h.request("GET", "/api/hello").ok());
+    REQUIRE(h.request("GET", "/burnsleep").ok());
+    REQUIRE(h.request("GET", "/api/hello").ok());
+    auto v = app.records(2);
+    REQUIRE(v.size() == 2);
+    CHECK(v[1].path == "/api/hello");
+    CHECK(v[1].cpu_time < 10.0);
+  }
+}
+
 TEST_CASE("with measure_cpu_time off, cpu_time is 0 and wall time is still measured") {
   CaptureOptions o;
   o.measure_cpu_time = false;

@@ -50,10 +50,18 @@ struct CaptureOptions {
   std::vector<std::string> redact_params = {"token", "key",     "password", "passwd",
                                             "secret", "session", "auth",     "sig",
                                             "signature", "code"};
-  // Measure cpu_time (the worker thread's CPU between begin_request and
-  // end_request). It takes two CLOCK_THREAD_CPUTIME_ID reads, which are
-  // system calls: about 0.1-0.2 us each on bare metal, but about 1.4 us each
-  // in some virtual machines. Off: cpu_time is recorded as 0.
+  // Measure cpu_time: the worker thread's CPU clock (CLOCK_THREAD_CPUTIME_ID)
+  // is read once per request, in its last callback (log_access), and
+  // cpu_time is that reading minus the same thread's previous one: the end
+  // of its previous request, or for a thread's first request a reading at
+  // begin_request. So it counts everything the thread did for the request,
+  // reading and parsing it and CivetWeb's own work included, plus whatever
+  // the thread did in between that belongs to no request (a malformed
+  // request CivetWeb refused without callbacks). Requests Clio does not
+  // record (excluded prefixes) still move the reading on, so their CPU is
+  // not charged to the next request; while capture is off nothing is read.
+  // One read because each is a system call: about 0.1-0.2 us on bare metal,
+  // about 1.3 us in some virtual machines. Off: cpu_time is 0.
   bool measure_cpu_time = true;
   // Once log_access is hooked, CivetWeb formats an access-log line for every
   // request (Clio reads the response size from it), and the line's local time

@@ -242,7 +242,7 @@ TEST_CASE("wall time and CPU time: 50 ms burned, 100 ms slept") {
   REQUIRE(r.ok());
   Record rec = app.one();
   CHECK(rec.wall_time >= 149.0);
-  CHECK(rec.wall_time < 1000.0);
+  CHECK(rec.wall_time < 5000.0);  // loose: burning 50 ms of CPU takes longer on a loaded machine
   CHECK(rec.cpu_time >= 49.0);
   CHECK(rec.cpu_time < 100.0);  // the sleep is not CPU
 }

@@ -1,8 +1,11 @@
 // Small helpers shared by the benchmarks: order statistics and a wrk run.
 //
 //   double rps = clio::bench::run_wrk(port, 5, 8, 1);   // Requests/sec, or -1
+//   auto run = clio::bench::run_wrk_cpu(port, 5, 8, 1); // and this process's CPU per request
 //   double m = clio::bench::median(samples);
 #pragma once
+
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,17 +29,45 @@ inline double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+// This process's CPU time so far (user + system, all threads), in seconds.
+inline double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// One wrk run: its Requests/sec (-1 when wrk failed), the requests it
+// completed, and the CPU this process (the server under test: wrk runs in
+// a child, which is not counted) spent per request, in microseconds.
+struct WrkRun {
+  double rps = -1;
+  double requests = 0;
+  double cpu_us_per_request = 0;
+};
+
+// Runs wrk against http://127.0.0.1:port/path.
+inline WrkRun run_wrk_cpu(int port, int seconds, int connections, int threads, const std::string& path = "/api/hello") {
+  const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" +
+                          std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) + path + " 2>&1";
+  const double cpu0 = process_cpu_seconds();
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return {};
+  char line[512];
+  WrkRun run;
+  while (std::fgets(line, sizeof line, p)) {
+    std::sscanf(line, "Requests/sec: %lf", &run.rps);
+    std::sscanf(line, " %lf requests in", &run.requests);
+  }
+  if (pclose(p) != 0) return {};
+  if (run.requests > 0) run.cpu_us_per_request = (process_cpu_seconds() - cpu0) * 1e6 / run.requests;
+  return run;
+}
+
 // Runs wrk against http://127.0.0.1:port/path and returns its Requests/sec,
 // or -1 when wrk failed.
 inline double run_wrk(int port, int seconds, int connections, int threads, const std::string& path = "/api/hello") {
-  const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" +
-                          std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) + path + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return -1;
-  char line[512];
-  double rps = -1;
-  while (std::fgets(line, sizeof line, p)) std::sscanf(line, "Requests/sec: %lf", &rps);
-  return pclose(p) == 0 ? rps : -1;
+  return run_wrk_cpu(port, seconds, connections, threads, path).rps;
 }
 
 }  // namespace clio::bench

@@ -48,7 +48,7 @@ struct Subscription {
 };
 
 // Safe for concurrent use by multiple threads (see the thread notes above).
-class Inspector::Impl {
+class [[gnu::visibility("hidden")]] Inspector::Impl {
  public:
   explicit Impl(InspectorOptions o) : opts(std::move(o)) {}
 

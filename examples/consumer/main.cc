@@ -47,16 +47,18 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
   // 1. Create the inspector and install its capture hooks before mg_start.
-  auto inspector = clio::console::Inspector::create({.db_path = db});
+  clio::console::InspectorOptions options;
+  options.db_path = db;
+  auto inspector = clio::console::Inspector::create(options);
   if (!inspector.ok()) return fail(inspector.status().message());
   mg_callbacks callbacks{};
   if (clio::Status s = (*inspector)->install(&callbacks); !s.ok()) return fail(s.message());
 
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "16",
-                           "enable_websocket_ping_pong", "yes", "websocket_timeout_ms", "15000",
-                           "allow_sendfile_call", "no", "access_control_allow_methods", "",
-                           nullptr};
-  mg_context* ctx = mg_start(&callbacks, nullptr, options);
+  const char* civetweb_options[] = {"listening_ports", listen.c_str(), "num_threads", "16",
+                                    "enable_websocket_ping_pong", "yes", "websocket_timeout_ms", "15000",
+                                    "allow_sendfile_call", "no", "access_control_allow_methods", "",
+                                    nullptr};
+  mg_context* ctx = mg_start(&callbacks, nullptr, civetweb_options);
   if (ctx == nullptr) return fail("cannot listen on " + listen);
   mg_set_request_handler(ctx, "/hello$", hello, nullptr);
   // 2. Mount the console on the app's server and start dispatching.

@@ -1,18 +1,31 @@
-// Small helpers shared by the benchmarks: order statistics and a wrk run.
+// Small helpers shared by the benchmarks: order statistics, a wrk run and
+// numbered names.
 //
 //   double rps = clio::bench::run_wrk(port, 5, 8, 1);   // Requests/sec, or -1
 //   auto run = clio::bench::run_wrk_cpu(port, 5, 8, 1); // and this process's CPU per request
 //   double m = clio::bench::median(samples);
+//   std::string id = clio::bench::numbered("c", 7);      // "c7"
 #pragma once
 
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace clio::bench {
+
+// `prefix` followed by `n` in decimal. Appends rather than writing
+// `"c" + std::to_string(n)`, whose insert at the front GCC 12 at -O3
+// misreads as an overlapping memcpy (a false -Wrestrict warning).
+inline std::string numbered(std::string_view prefix, uint64_t n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
 
 // Nearest-rank percentile (p in [0,1]); 0 for no samples.
 inline double percentile(std::vector<double> v, double p) {

@@ -93,7 +93,7 @@ int drain(clio::test::WsClient& ws, int count, Clock::time_point deadline) {
 double throughput(int clients, int per_client) {
   Server s(bench_options());
   std::vector<clio::test::WsClient> ws;
-  for (int i = 0; i < clients; ++i) ws.push_back(connect_client(s, "c" + std::to_string(i)));
+  for (int i = 0; i < clients; ++i) ws.push_back(connect_client(s, clio::bench::numbered("c", i)));
   std::atomic<int> received{0};
   const auto deadline = Clock::now() + std::chrono::seconds(60);
   std::vector<std::thread> readers;
@@ -103,7 +103,7 @@ double throughput(int clients, int per_client) {
   const std::string body = R"({"kind":"bench","n":12345})";  // a small app message
   const auto t0 = Clock::now();
   for (int k = 0; k < per_client; ++k) {
-    for (int i = 0; i < clients; ++i) s.svc.send_message("c" + std::to_string(i), body);
+    for (int i = 0; i < clients; ++i) s.svc.send_message(clio::bench::numbered("c", i), body);
   }
   for (auto& t : readers) t.join();
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -102,7 +102,7 @@ Server start(bool with_inspector, bool cpu_time = true) {
   return s;
 }
 
-// No inspector, only what DESIGN §3 asks of every request for cpu_time: a
+// No inspector, only what cpu_time asks of every request (docs/ARCHITECTURE.md): a
 // CLOCK_THREAD_CPUTIME_ID read in begin_request and another in end_request.
 // The floor any inspector with cpu_time pays.
 thread_local timespec t_cpu_begin, t_cpu_end;

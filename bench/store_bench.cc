@@ -53,7 +53,7 @@ clio::Record sample_record(uint64_t id, double time) {
   r.response_bytes = 512;
   r.random = static_cast<double>(id % 997) / 997;
   r.headers = {{"host", "127.0.0.1:8080"}, {"user-agent", "wrk/4.2"}, {"accept", "*/*"}};
-  r.tags = {{"user", "u" + std::to_string(id % 37)}};
+  r.tags = {{"user", clio::bench::numbered("u", id % 37)}};
   return r;
 }
 

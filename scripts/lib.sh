@@ -39,17 +39,41 @@ ensure_packages() {
 }
 
 # configure_and_build BUILD_DIR [cmake args...] -- [targets...]
+# Quiet: a "[clio]" line per step and, on a terminal, one progress line
+# rewritten in place. CMake's and the compiler's full output go to
+# BUILD_DIR.configure.log and BUILD_DIR.build.log; a failed step shows its log
+# (a failed build shows the compiler's messages, without the progress lines).
 configure_and_build() {
   local dir="$1"; shift
   local args=() targets=()
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
   [ $# -gt 0 ] && shift
   targets=("$@")
-  log "configuring $dir"
+  log "configuring ${dir#"$CLIO_ROOT"/}"
   cmake -S "$CLIO_ROOT" -B "$dir" -G Ninja "${args[@]}" >"$dir.configure.log" 2>&1 || {
-    cat "$dir.configure.log" >&2; die "cmake configure failed for $dir"; }
-  log "building $dir ${targets[*]:-(all)}"
+    cat "$dir.configure.log" >&2; die "cmake configure failed for $dir (log: $dir.configure.log)"; }
+  log "building ${dir#"$CLIO_ROOT"/} ${targets[*]:-(all)}"
   local t=()
   [ ${#targets[@]} -gt 0 ] && t=(--target "${targets[@]}")
-  cmake --build "$dir" -j "$JOBS" "${t[@]}" || die "build failed in $dir"
+  build_quietly "$dir" "${t[@]}"
+}
+
+# build_quietly BUILD_DIR [cmake --build args...]: see configure_and_build.
+build_quietly() {
+  local dir="$1"; shift
+  local build_log="$dir.build.log" line status=0 warnings
+  : >"$build_log"
+  cmake --build "$dir" -j "$JOBS" "$@" 2>&1 | while IFS= read -r line; do
+    printf '%s\n' "$line" >>"$build_log"
+    if [ -t 2 ] && [[ $line =~ ^\[([0-9]+)/([0-9]+)\] ]]; then
+      printf '\r\033[K[clio] %s/%s' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" >&2
+    fi
+  done || status=$?
+  if [ -t 2 ]; then printf '\r\033[K' >&2; fi
+  if [ "$status" -ne 0 ]; then
+    grep -v '^\[[0-9]*/[0-9]*\] ' "$build_log" >&2 || true
+    die "build failed in $dir (full log: $build_log)"
+  fi
+  warnings="$(grep -c 'warning:' "$build_log" || true)"
+  [ "$warnings" -eq 0 ] || log "$warnings compiler warning(s): see $build_log"
 }

@@ -14,7 +14,7 @@ const HISTORY_KEY = 'clio.history';
 const HISTORY_MAX = 50;
 const CHECK_DELAY_MS = 120;
 
-// Used until api/schema answers (and if it cannot): the names of DESIGN §3.
+// Used until api/schema answers (and if it cannot): the record's field names (docs/ARCHITECTURE.md).
 const FALLBACK_SCHEMA = {
   fields: [
     { name: 'time', type: 'float', aliases: ['ts'] }, { name: 'method', type: 'string', aliases: ['m'] },

@@ -57,7 +57,8 @@ bool valid_client_id(const std::string& id) {
 }
 
 // Writes a complete HTTP response on an upgrade request that is refused
-// (mg_send_http_error would omit the status line here; notes §3.1).
+// (mg_send_http_error would omit the status line here; docs/ARCHITECTURE.md,
+// "CivetWeb facts").
 void reject(const mg_connection* c, int status, const char* reason, const std::string& body) {
   mg_printf(const_cast<mg_connection*>(c),
             "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -135,7 +136,7 @@ struct ClientState {
   Clock::time_point last_active;
 };
 
-class ChannelService::Impl {
+class [[gnu::visibility("hidden")]] ChannelService::Impl {
  public:
   explicit Impl(ChannelOptions o);
   ~Impl();
@@ -531,7 +532,7 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
   }
   switch (opcode) {
     case MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE: {
-      // CivetWeb does not answer a client's Close (notes §3.1): echo it,
+      // CivetWeb does not answer a client's Close (docs/ARCHITECTURE.md, "CivetWeb facts"): echo it,
       // unless this side already sent one.
       {
         std::lock_guard<std::mutex> wl(s->write_mu);
@@ -656,7 +657,7 @@ void ChannelService::Impl::on_close(const mg_connection* conn) {
 void ChannelService::Impl::force_close(Session& s) {
   std::lock_guard<std::mutex> cl(s.conn_mu);
   // For a server websocket this only sets a flag; the read loop exits at its
-  // next read timeout (notes §6.14).
+  // next read timeout (docs/ARCHITECTURE.md, "CivetWeb facts").
   if (s.conn_valid) mg_close_connection(s.conn);
 }
 
@@ -719,7 +720,7 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
         mg_unlock_connection(s->conn);
         ok = r >= 0 && static_cast<size_t>(r) == buf.size();
         if (wrote_close) s->close_written = true;
-        // A short write leaves a corrupt stream (notes §3.3): say nothing more.
+        // A short write leaves a corrupt stream (docs/ARCHITECTURE.md, "CivetWeb facts"): say nothing more.
         if (!ok || wrote_close) mg_close_connection(s->conn);
       }
     }

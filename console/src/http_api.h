@@ -16,7 +16,7 @@ namespace clio::console {
 
 // Safe for concurrent use by multiple threads (CivetWeb workers). Borrows
 // `hub`, which must outlive it; mount() is called once.
-class HttpApi {
+class [[gnu::visibility("hidden")]] HttpApi {
  public:
   explicit HttpApi(Hub::Impl& hub) : hub_(hub) {}
   // Not copyable.

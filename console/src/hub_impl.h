@@ -33,7 +33,7 @@ namespace clio::console {
 class HttpApi;
 
 // Safe for concurrent use by multiple threads after attach().
-class Hub::Impl {
+class [[gnu::visibility("hidden")]] Hub::Impl {
  public:
   Impl(HubOptions options, std::unique_ptr<log::LogReader> reader);
   ~Impl();

@@ -458,7 +458,7 @@ struct StoredChunk {
 
 // Safe for concurrent use by multiple threads, as Store. The state behind a
 // Store: connections, the writer thread and its queue.
-struct Store::Impl {
+struct [[gnu::visibility("hidden")]] Store::Impl {
   // Constant after construction.
   StoreOptions options;
   std::vector<std::unique_ptr<Conn>> conns;  // one for :memory:, three for a file

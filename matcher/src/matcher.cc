@@ -705,7 +705,7 @@ void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_
 
 // ---------------------------------------------------------------------------
 
-struct Matcher::State {
+struct [[gnu::visibility("hidden")]] Matcher::State {
   State(const Schema& s, MatcherOptions o) : schema(s), options(std::move(o)) {
     readers[0].store(0);
     readers[1].store(0);

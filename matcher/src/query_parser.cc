@@ -82,7 +82,7 @@ bool ends_name(char c) {
 }  // namespace
 
 // Builds a QueryImpl; see the grammar in the README ("Query language").
-class Parser {
+class [[gnu::visibility("hidden")]] Parser {
  public:
   Parser(std::string_view text, const Schema& schema, const QueryOptions& opts)
       : s_(text), schema_(schema), opts_(opts), q_(std::make_shared<QueryImpl>()) {

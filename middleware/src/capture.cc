@@ -3,7 +3,8 @@
 // three functions per slot, made by a template) find the Capture and the
 // app's saved callbacks there. Per-request state lives in a thread_local:
 // begin_request, the handler, end_request and log_access all run on the
-// worker thread that owns the connection (notes §1.4), and CivetWeb's own
+// worker thread that owns the connection (docs/ARCHITECTURE.md, "CivetWeb
+// facts"), and CivetWeb's own
 // conn_data slot belongs to the app.
 #include "clio/middleware/capture.h"
 

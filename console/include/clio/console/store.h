@@ -1,7 +1,6 @@
 // The inspector's SQLite store: subscriptions, server secrets and a bounded
 // set of recent records kept as chunks of binary-encoded records
-// (record_binary.h), in one database file
-// (DESIGN §7).
+// (record_binary.h), in one database file.
 //
 //   clio::console::StoreOptions opts;  // opts.path = "clio.db" by default
 //   auto store = clio::console::Store::open(opts);
@@ -9,7 +8,7 @@
 //   (*store)->append_chunk(std::move(chunk));          // async; never blocks
 //   auto page = (*store)->recent(50);                  // newest first
 //
-// Decisions (where DESIGN §7 is silent):
+// Decisions:
 // - Connections. A file database gets three connections: one owned by the
 //   writer thread (records), one for subscriptions and secrets, one for
 //   reading records; WAL lets readers run while the writer commits. Each

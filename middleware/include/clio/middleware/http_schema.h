@@ -1,4 +1,5 @@
-// The HTTP record's schema for the query language (DESIGN §3), and a
+// The HTTP record's schema for the query language (docs/ARCHITECTURE.md,
+// "The record"), and a
 // matcher::RecordView over a clio::Record.
 //
 //   const matcher::Schema& s = clio::http_schema();
@@ -32,7 +33,7 @@ enum HttpField : matcher::FieldId {
 };
 enum HttpMap : matcher::MapId { kHttpHeaderMap, kHttpTagMap };
 
-// The schema of the HTTP record: every field of DESIGN §3 with its aliases,
+// The schema of the HTTP record: every field of the record with its aliases,
 // plus the maps `header` (alias `h`) and `tag`. Built once; thread-safe.
 const matcher::Schema& http_schema();
 

@@ -3,8 +3,9 @@
 // subscriptions each; an open-loop generator sends requests at a fixed rate,
 // each matching exactly one subscription. Every console measures the time
 // from the record's end of request (time + wall_time) to the arrival of the
-// message carrying it. Then the app's throughput (wrk on /api/hello) with the
-// inspector on vs off, alternating, in the same run.
+// message carrying it. Then the app under wrk (/api/hello) with the inspector
+// on vs off, alternating, in the same run: the CPU the server process spends
+// per request (the headline), and requests/s.
 //
 //   e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1]
 //               [--breakdown 0|1] [--db DIR|:memory:]
@@ -129,6 +130,7 @@ void stop(Server& s) {
 using clio::bench::median;
 using clio::bench::percentile;
 using clio::bench::run_wrk;
+using clio::bench::run_wrk_cpu;
 
 int main(int argc, char** argv) {
   int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5, cpu_time = 1, breakdown = 0;
@@ -208,30 +210,40 @@ int main(int argc, char** argv) {
       extra.push_back(start_clock_only());
       variants.push_back({"cpu clock reads only", &extra.back(), false});
     }
-    std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates)\n", wrk_seconds, rounds);
+    std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates); the headline is the\n"
+                "CPU this process (the servers; wrk runs in a child) spends per request\n",
+                wrk_seconds, rounds);
     for (auto& [name, server, counts] : variants) {
-      std::printf("%-6s %14s %14s %8s   %s\n", "round", "off req/s", "on req/s", "ratio", name.c_str());
-      std::vector<double> ratios, offs, ons;
+      std::printf("%-6s %12s %12s %10s   %12s %12s %8s   %s\n", "round", "off us/req", "on us/req", "added us",
+                  "off req/s", "on req/s", "ratio", name.c_str());
+      std::vector<double> ratios, offs, ons, cpu_off, cpu_on, added;
       const auto before = counts ? server->inspector->stats() : clio::console::InspectorStats{};
       run_wrk(off.port, 1, 8, 1);
       run_wrk(server->port, 1, 8, 1);
       for (int r = 0; r < rounds; ++r) {
-        double a, b;
+        clio::bench::WrkRun a, b;
         if (r % 2 == 0) {
-          a = run_wrk(off.port, wrk_seconds, 8, 1);
-          b = run_wrk(server->port, wrk_seconds, 8, 1);
+          a = run_wrk_cpu(off.port, wrk_seconds, 8, 1);
+          b = run_wrk_cpu(server->port, wrk_seconds, 8, 1);
         } else {
-          b = run_wrk(server->port, wrk_seconds, 8, 1);
-          a = run_wrk(off.port, wrk_seconds, 8, 1);
+          b = run_wrk_cpu(server->port, wrk_seconds, 8, 1);
+          a = run_wrk_cpu(off.port, wrk_seconds, 8, 1);
         }
-        offs.push_back(a);
-        ons.push_back(b);
-        ratios.push_back(b / a);
-        std::printf("%-6d %14.0f %14.0f %8.3f\n", r + 1, a, b, b / a);
+        offs.push_back(a.rps);
+        ons.push_back(b.rps);
+        ratios.push_back(b.rps / a.rps);
+        cpu_off.push_back(a.cpu_us_per_request);
+        cpu_on.push_back(b.cpu_us_per_request);
+        added.push_back(b.cpu_us_per_request - a.cpu_us_per_request);
+        std::printf("%-6d %12.2f %12.2f %10.2f   %12.0f %12.0f %8.3f\n", r + 1, a.cpu_us_per_request,
+                    b.cpu_us_per_request, added.back(), a.rps, b.rps, b.rps / a.rps);
         std::fflush(stdout);
       }
-      std::printf("median %14.0f %14.0f %8.3f   %s (target ratio >= 0.95)\n", median(offs), median(ons),
-                  median(ratios), name.c_str());
+      std::printf("median %12.2f %12.2f %10.2f   %12.0f %12.0f %8.3f   %s (added range %.2f .. %.2f us; target: the\n"
+                  "       whole inspector adds <= 4 us of CPU per request)\n",
+                  median(cpu_off), median(cpu_on), median(added), median(offs), median(ons), median(ratios),
+                  name.c_str(), *std::min_element(added.begin(), added.end()),
+                  *std::max_element(added.begin(), added.end()));
       if (counts) {
         server->inspector->drain_for_test(10s);
         const auto after = server->inspector->stats();

@@ -242,6 +242,7 @@ struct Capture::Hooks {
         c->excluded_.fetch_add(1, std::memory_order_relaxed);
       } else {
         t.capture = c;
+        c->begun_.fetch_add(1, std::memory_order_relaxed);
         if (t.record) {
           reset_for_reuse(*t.record);  // left by a request that never reached log_access
         } else {
@@ -421,6 +422,7 @@ Capture::Stats Capture::stats() const {
   s.captured = queue_.pushed();
   s.dropped_queue = queue_.dropped();
   s.excluded = excluded_.load(std::memory_order_relaxed);
+  s.begun = begun_.load(std::memory_order_relaxed);
   s.bytes_unparsed = bytes_unparsed_.load(std::memory_order_relaxed);
   s.reused = reused_.load(std::memory_order_relaxed);
   s.self_ns = self_ns_.load(std::memory_order_relaxed);

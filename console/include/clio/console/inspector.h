@@ -85,8 +85,11 @@ class Inspector {
   // The capture in use (for its stats or to switch it off).
   Capture& capture();
 
-  // Waits until every record captured so far has been dispatched (matched,
-  // sent, stored). For tests and orderly shutdown; bounded by `timeout`.
+  // Waits until every request that began has its record captured, and every
+  // record captured so far has been dispatched (matched, sent, queued for
+  // the store). Requests in flight are waited for: CivetWeb records a
+  // request (log_access) after its response has reached the client. For
+  // tests and orderly shutdown; bounded by `timeout`.
   bool drain_for_test(std::chrono::milliseconds timeout);
   // Holds the dispatcher between batches (records pile up in the capture
   // queue, and subscribes and unsubscribes wait) until called again with

@@ -124,6 +124,10 @@ class Capture {
     uint64_t captured = 0;        // records pushed onto the queue
     uint64_t dropped_queue = 0;   // records lost because the queue was full
     uint64_t excluded = 0;        // requests under an excluded prefix
+    // Requests whose record capture began (in begin_request). Each ends as
+    // captured or dropped_queue in its log_access, which CivetWeb runs after
+    // the response is sent: begun - captured - dropped_queue are in flight.
+    uint64_t begun = 0;
     uint64_t bytes_unparsed = 0;  // access-log lines whose byte count could not be read
     uint64_t reused = 0;          // records taken from the spares (see recycle())
     // Time in Clio's hooks per captured request (measure_self_time only):
@@ -147,6 +151,7 @@ class Capture {
   RecordQueue queue_;
   std::atomic<bool> enabled_{true};
   std::atomic<uint64_t> excluded_{0};
+  std::atomic<uint64_t> begun_{0};
   std::atomic<uint64_t> bytes_unparsed_{0};
   std::atomic<uint64_t> self_ns_{0};
   std::atomic<uint64_t> reused_{0};

@@ -78,7 +78,7 @@ struct Term {
   double k1 = 0;
   double k2 = -INFINITY;
   uint32_t field = 0;        // kUnordered
-  // kGram: table key (source, length, 3 bytes), where they sit in the needle.
+  // kGram: table key (length, up to kGramMax bytes), where they sit in the needle.
   uint64_t gram = 0;
   uint32_t gram_offset = 0;
   std::string needle;        // kGram: lower-cased literal
@@ -95,6 +95,7 @@ struct Branch {
   const Sub* sub = nullptr;
   bool whole = false;        // verify the whole query (the terms are only a necessary condition)
   bool dedupe = false;       // several entries of the subscription can fire for one record
+  uint32_t tried = 0;        // dense number: verified at most once per record when de-duplicating
   std::vector<Term> terms;
   std::vector<Lit> residual;
 };

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 
 #include "keys.h"
@@ -27,6 +28,7 @@ struct RangeList {
 };
 
 constexpr size_t kGroupMax = 128;
+constexpr uint32_t kFewKeys = 8;  // map keys looked up one by one, below this many
 
 struct Bucket {
   std::vector<Entry> plain;
@@ -38,19 +40,42 @@ struct KeySpec {
   uint32_t refs = 0;
 };
 
-// A substring entry: verified at the position where its gram was found.
+// A substring entry, verified at the position where its gram was found: the
+// needle's first bytes are kept here, so most wrong positions are rejected
+// without touching the term.
 struct GramEntry {
   const Term* term;
   const Branch* br;
+  uint64_t head;       // the needle's first head_len bytes (lower-case), little-endian
+  uint32_t offset;     // where the gram starts in the needle
+  uint16_t len;        // needle length (capped)
+  uint8_t head_len;
+
+  static GramEntry make(const Term& t, const Branch& b) {
+    GramEntry e{&t, &b, 0, t.gram_offset, static_cast<uint16_t>(std::min<size_t>(t.needle.size(), 65535)), 0};
+    e.head_len = static_cast<uint8_t>(std::min<size_t>(8, t.needle.size()));
+    std::memcpy(&e.head, t.needle.data(), e.head_len);
+    return e;
+  }
+  // True if the needle occurs in `low` where this gram was found at `i`.
+  bool found(std::string_view low, size_t i) const {
+    if (i < offset) return false;
+    const size_t p = i - offset;
+    if (p + len > low.size()) return false;
+    uint64_t w = 0;
+    std::memcpy(&w, low.data() + p, head_len);
+    if (w != head) return false;
+    return len <= 8 || text::iprefix_at(low, p, term->needle);
+  }
 };
 
 // A counting filter over the grams of one source, so that most positions of
 // a value cost one array read instead of a hash probe. Sized to its grams.
 class GramFilter {
  public:
-  static uint32_t hash(uint32_t g) { return (g * 2654435761u) >> 16; }
-  bool maybe(uint32_t g) const { return !counts_.empty() && counts_[hash(g) & mask_] != 0; }
-  void add(uint32_t g, int delta, const std::unordered_map<uint32_t, std::vector<GramEntry>>& all) {
+  static uint32_t hash(uint64_t g) { return static_cast<uint32_t>((g * 0x9E3779B97F4A7C15ull) >> 40); }
+  bool maybe(uint64_t g) const { return !counts_.empty() && counts_[hash(g) & mask_] != 0; }
+  void add(uint64_t g, int delta, const std::unordered_map<uint64_t, std::vector<GramEntry>>& all) {
     if (delta > 0 && all.size() * 4 > counts_.size()) {
       // Grow (x4) and rebuild from the source's grams.
       size_t n = std::max<size_t>(1024, counts_.size() * 4);
@@ -76,12 +101,29 @@ class GramFilter {
 struct Source {
   Component src;
   uint32_t refs = 0;                 // entries filed under this source
-  uint32_t by_len[4] = {0, 0, 0, 0};  // gram entries by gram length 1..3
-  uint32_t eq = 0;                   // map-key equality entries
-  std::unordered_map<uint32_t, std::vector<GramEntry>> grams;  // (length << 24 | bytes)
+  uint32_t by_len[kGramMax + 1] = {};  // gram entries by gram length
+  uint32_t eq = 0;                     // map-key equality entries
+  std::unordered_map<uint64_t, std::vector<GramEntry>> grams;  // by gram_key
   GramFilter filter;
   std::vector<Entry> present;
   std::vector<std::shared_ptr<const RegexChunk>> chunks;
+};
+
+// A counting Bloom filter (one hash) over the keys of a table, so that a
+// record's probe for a key nobody subscribed to usually costs one byte read.
+// Counters stick at 255 (then they only cause extra probes).
+class KeyFilter {
+ public:
+  KeyFilter() : counts_(1 << 17, 0) {}
+  bool maybe(std::string_view k) const { return counts_[key_hash(k) >> 47] != 0; }
+  void add(std::string_view k, int delta) {
+    uint8_t& c = counts_[key_hash(k) >> 47];
+    if (c == 255) return;
+    c = static_cast<uint8_t>(c + delta);
+  }
+
+ private:
+  std::vector<uint8_t> counts_;
 };
 
 struct NotEqualTable {
@@ -174,7 +216,8 @@ void erase_from_lists(std::vector<RangeList>& lists, const RangeKey& key, const 
 
 // Per-thread scratch for matching.
 struct Scratch {
-  std::vector<uint32_t> epoch;  // by query slot: de-duplication
+  std::vector<uint32_t> epoch;  // by query slot: matched this record
+  std::vector<uint32_t> tried;  // by branch number: verified this record
   uint32_t cur = 0;
   std::vector<int> set_hits;
   std::string key;
@@ -183,7 +226,12 @@ struct Scratch {
   std::string name;
   std::vector<FieldValue> vals;
   std::vector<double> nums;
-  std::vector<std::pair<std::string, std::string_view>> entries;
+  struct MapEntry {
+    std::string_view name;   // lower-cased for case-insensitive maps (then in `lowered`)
+    std::string_view value;
+    std::string lowered;
+  };
+  std::vector<MapEntry> entries;
 };
 
 thread_local Scratch t_scratch;
@@ -195,6 +243,7 @@ struct Index::Impl {
   std::vector<KeySpec> specs;
   std::vector<uint32_t> active_specs;
   StrMap<Bucket> buckets;
+  KeyFilter bucket_filter;
   std::vector<RangeList> ranges;
   std::vector<std::vector<Entry>> unordered;  // by field
   std::vector<uint32_t> unordered_fields;     // fields with entries
@@ -202,6 +251,7 @@ struct Index::Impl {
   std::vector<uint32_t> field_sources;       // active sources on fixed fields
   std::vector<uint32_t> any_sources;         // active sources on map-any
   StrMap<uint32_t> map_key_sources;          // map key name -> active source
+  std::vector<uint32_t> map_key_list;        // the same sources, in a list
   std::vector<uint32_t> maps_in_use;         // per map: active map-key sources
   StrMap<std::vector<Entry>> map_eq;         // source + value -> entries
   std::vector<NotEqualTable> not_equal;
@@ -210,6 +260,7 @@ struct Index::Impl {
   std::vector<Entry> always;
   std::vector<std::vector<uint64_t>> ids;    // by query slot
   uint32_t slots = 0;
+  uint32_t branch_slots = 0;
 
   static std::string map_key_name(const Component& c) {
     std::string k;
@@ -236,6 +287,7 @@ struct Index::Impl {
       case SourceKind::kMapAny: toggle(any_sources); break;
       case SourceKind::kMapKey:
         if (maps_in_use.size() <= s.src.id) maps_in_use.resize(s.src.id + 1, 0);
+        toggle(map_key_list);
         if (on) {
           map_key_sources[map_key_name(s.src)] = slot;
           ++maps_in_use[s.src.id];
@@ -261,7 +313,9 @@ struct Index::Impl {
     switch (t.access) {
       case Access::kKey: {
         if (add) {
-          Bucket& bk = buckets[t.key];
+          auto [slot, created] = buckets.try_emplace(t.key);
+          if (created) bucket_filter.add(t.key, +1);
+          Bucket& bk = slot->second;
           if (t.has_range) {
             insert_sorted(range_list(bk.ranges, t.rk), e);
           } else {
@@ -276,7 +330,10 @@ struct Index::Impl {
         } else {
           erase_entry(it->second.plain, e);
         }
-        if (it->second.plain.empty() && it->second.ranges.empty()) buckets.erase(it);
+        if (it->second.plain.empty() && it->second.ranges.empty()) {
+          bucket_filter.add(t.key, -1);
+          buckets.erase(it);
+        }
         return;
       }
       case Access::kRange:
@@ -316,10 +373,10 @@ struct Index::Impl {
       }
       case Access::kGram: {
         Source& s = sources[t.source];
-        const auto g = static_cast<uint32_t>(t.gram);
-        const uint32_t len = g >> 24;
+        const uint64_t g = t.gram;
+        const auto len = static_cast<uint32_t>(g >> 32);
         if (add) {
-          s.grams[g].push_back(GramEntry{&t, &b});
+          s.grams[g].push_back(GramEntry::make(t, b));
           s.filter.add(g, +1, s.grams);
           ++s.by_len[len];
         } else {
@@ -435,7 +492,10 @@ void Index::set_ids(uint32_t slot, std::vector<uint64_t> ids) {
   impl_->ids[slot] = std::move(ids);
 }
 
-void Index::set_slots(uint32_t n) { impl_->slots = n; }
+void Index::set_slots(uint32_t queries, uint32_t branches) {
+  impl_->slots = queries;
+  impl_->branch_slots = branches;
+}
 
 void Index::add(const Sub& s, bool shared) { impl_->file_sub(s, shared, true); }
 void Index::remove(const Sub& s, bool shared) { impl_->file_sub(s, shared, false); }
@@ -490,7 +550,11 @@ class MatchRun {
 
   void candidate(const Branch& b) {
     const uint32_t slot = b.sub->slot;
-    if (b.dedupe && sc_.epoch[slot] == sc_.cur) return;
+    if (b.dedupe) {
+      // Once per record: the query already matched, or this branch was tried.
+      if (sc_.epoch[slot] == sc_.cur || sc_.tried[b.tried] == sc_.cur) return;
+      sc_.tried[b.tried] = sc_.cur;
+    }
     if (b.whole) {
       if (!b.sub->query.matches(r_)) return;
     } else {
@@ -535,26 +599,32 @@ class MatchRun {
     }
   }
 
+  // Every position of the value against the grams in use: a sliding window
+  // of the last kGramMax bytes, masked to each gram length the source uses.
   void scan_grams(const Source& s, std::string_view value) {
     std::string& low = sc_.lowered;
     low.assign(value);
     for (char& ch : low) ch = text::lower(ch);
+    uint32_t lens[kGramMax];
+    size_t nlens = 0;
+    for (uint32_t len = 1; len <= kGramMax; ++len) {
+      if (s.by_len[len] != 0) lens[nlens++] = len;
+    }
     const size_t n = low.size();
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t bytes = 0;
-      for (uint32_t len = 1; len <= 3 && i + len <= n; ++len) {
-        bytes = (bytes << 8) | static_cast<unsigned char>(low[i + len - 1]);
-        if (s.by_len[len] == 0) continue;
-        const uint32_t g = (len << 24) | bytes;
+    uint64_t window = 0;
+    for (size_t end = 0; end < n; ++end) {
+      window = ((window << 8) | static_cast<unsigned char>(low[end])) & 0xFFFFFFFFull;
+      for (size_t k = 0; k < nlens; ++k) {
+        const uint32_t len = lens[k];
+        if (len > end + 1) break;
+        const uint64_t bytes = len == 4 ? window : window & ((uint64_t{1} << (8 * len)) - 1);
+        const uint64_t g = (static_cast<uint64_t>(len) << 32) | bytes;
         if (!s.filter.maybe(g)) continue;
         auto it = s.grams.find(g);
         if (it == s.grams.end()) continue;
+        const size_t start = end + 1 - len;
         for (const GramEntry& ge : it->second) {
-          const Term& t = *ge.term;
-          if (t.needle.size() > 3 && (i < t.gram_offset || !text::iprefix_at(low, i - t.gram_offset, t.needle))) {
-            continue;
-          }
-          candidate(*ge.br);
+          if (ge.found(low, start)) candidate(*ge.br);
         }
       }
     }
@@ -599,15 +669,24 @@ class MatchRun {
         for (const Entry& e : it->second) emit(e);
       }
     }
-    if (s.by_len[1] + s.by_len[2] + s.by_len[3] > 0) scan_grams(s, v.s);
+    if (!s.grams.empty()) scan_grams(s, v.s);
     if (!s.chunks.empty()) match_regex_sets(s, v.s);
   }
 
-  // Map keys and map lines, driven by the record's own entries: one probe
-  // per entry, however many keys the subscriptions name.
+  // Map keys and map lines. With few keys in use, each is looked up;
+  // with more, the record's own entries drive it: one probe per entry,
+  // however many keys the subscriptions name.
   void scan_maps() {
     for (MapId m = 0; m < schema_->map_count(); ++m) {
-      const bool keys = m < ix_.maps_in_use.size() && ix_.maps_in_use[m] > 0;
+      bool keys = m < ix_.maps_in_use.size() && ix_.maps_in_use[m] > 0;
+      if (keys && ix_.maps_in_use[m] <= kFewKeys) {
+        for (uint32_t slot : ix_.map_key_list) {
+          const Source& s = ix_.sources[slot];
+          if (s.src.id != m) continue;
+          if (auto v = r_.map_value(m, s.src.key)) scan_source(slot, s, FieldValue::of_string(*v));
+        }
+        keys = false;
+      }
       const Source* any = nullptr;
       uint32_t any_slot = 0;
       for (uint32_t slot : ix_.any_sources) {
@@ -623,12 +702,14 @@ class MatchRun {
       r_.for_each_map_entry(m, [&](std::string_view k, std::string_view v) {
         if (keys) {
           if (entries.size() <= count) entries.emplace_back();
-          auto& [name, val] = entries[count++];
-          name.assign(k);
-          if (ci) {
-            for (char& ch : name) ch = text::lower(ch);
+          auto& e = entries[count++];
+          e.value = v;
+          e.name = k;
+          if (ci && std::any_of(k.begin(), k.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+            e.lowered.assign(k);
+            for (char& ch : e.lowered) ch = text::lower(ch);
+            e.name = e.lowered;
           }
-          val = v;
         }
         if (any != nullptr) {
           sc_.line.assign(k);
@@ -640,14 +721,14 @@ class MatchRun {
       std::string& name = sc_.name;
       for (size_t i = 0; i < count; ++i) {
         bool repeated = false;  // `map.KEY` is the first occurrence
-        for (size_t j = 0; j < i && !repeated; ++j) repeated = entries[j].first == entries[i].first;
+        for (size_t j = 0; j < i && !repeated; ++j) repeated = entries[j].name == entries[i].name;
         if (repeated) continue;
         name.clear();
         append_varint(name, m);
-        name += entries[i].first;
+        name += entries[i].name;
         auto it = ix_.map_key_sources.find(std::string_view(name));
         if (it == ix_.map_key_sources.end()) continue;
-        scan_source(it->second, ix_.sources[it->second], FieldValue::of_string(entries[i].second));
+        scan_source(it->second, ix_.sources[it->second], FieldValue::of_string(entries[i].value));
       }
     }
   }
@@ -701,7 +782,7 @@ void MatchRun::run() {
         break;
       }
     }
-    if (!ok) continue;
+    if (!ok || !ix_.bucket_filter.maybe(k)) continue;
     auto it = ix_.buckets.find(std::string_view(k));
     if (it == ix_.buckets.end()) continue;
     for (const Entry& e : it->second.plain) emit(e);
@@ -731,8 +812,10 @@ void MatchRun::run() {
 void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const {
   Scratch& sc = t_scratch;
   if (sc.epoch.size() < impl_->slots) sc.epoch.resize(impl_->slots, 0);
+  if (sc.tried.size() < impl_->branch_slots) sc.tried.resize(impl_->branch_slots, 0);
   if (++sc.cur == 0) {
     std::fill(sc.epoch.begin(), sc.epoch.end(), 0);
+    std::fill(sc.tried.begin(), sc.tried.end(), 0);
     sc.cur = 1;
   }
   MatchRun run(schema, *impl_, r, out, sc);

@@ -18,6 +18,7 @@
 #include <re2/set.h>
 
 #include "engine.h"
+#include "keys.h"
 
 namespace clio::matcher::internal {
 
@@ -30,7 +31,7 @@ struct RegexChunk {
 
 struct StrHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  size_t operator()(std::string_view s) const { return key_hash(s); }
 };
 template <typename V>
 using StrMap = std::unordered_map<std::string, V, StrHash, std::equal_to<>>;
@@ -51,7 +52,8 @@ class Index {
   void set_regex_chunks(uint32_t slot, std::vector<std::shared_ptr<const RegexChunk>> chunks);
   // The ids a query stands for, by its slot.
   void set_ids(uint32_t slot, std::vector<uint64_t> ids);
-  void set_slots(uint32_t n);
+  // How many query slots and branch numbers are in use (scratch sizes).
+  void set_slots(uint32_t queries, uint32_t branches);
 
   // Files (or removes) every term of every branch of `s`. With `shared` (the
   // query stands for several ids), no entry is exact: all emit through ids.

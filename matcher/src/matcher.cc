@@ -91,6 +91,8 @@ struct Matcher::State {
   std::unordered_map<const Sub*, bool> filed_shared;  // how each query's entries were filed
   std::vector<uint32_t> free_slots;
   uint32_t next_slot = 0;
+  std::vector<uint32_t> free_tried;   // branch numbers (Branch::tried)
+  uint32_t next_tried = 0;
 
   // Applies `op` to both copies; readers keep going on the other copy.
   void apply(const std::function<void(Index&)>& op) {
@@ -168,10 +170,18 @@ QueryError Matcher::State::add(uint64_t id, const Query& query) {
   }
   std::vector<Planner::IndexOp> ops;
   planner.plan(s, ops);
-  const uint32_t slots = next_slot;
+  for (auto& b : s.branches) {
+    if (!free_tried.empty()) {
+      b.tried = free_tried.back();
+      free_tried.pop_back();
+    } else {
+      b.tried = next_tried++;
+    }
+  }
+  const uint32_t slots = next_slot, tried = next_tried;
   apply([&](Index& ix) {
     for (const auto& op : ops) op(ix);
-    ix.set_slots(slots);
+    ix.set_slots(slots, tried);
     ix.set_ids(s.slot, s.ids);
     ix.add(s, false);
   });
@@ -206,6 +216,7 @@ bool Matcher::State::remove(uint64_t id) {
     ix.set_ids(s.slot, {});
   });
   free_slots.push_back(s.slot);
+  for (const auto& b : s.branches) free_tried.push_back(b.tried);
   filed_shared.erase(&s);
   by_text.erase(s.canonical);  // no reader can reach it any more
   publish();

@@ -120,6 +120,7 @@ double contains_sel(size_t len) { return std::max(1e-4, std::pow(0.7, static_cas
 
 constexpr double kRangeSel = 0.3;
 constexpr double kIntervalSel = 0.1;
+constexpr double kWeakPrefilter = 0.35;
 
 // A term before the catalog has numbered it.
 struct Draft {
@@ -196,7 +197,7 @@ struct Planner::Impl {
   size_t multi_specs = 0;                        // specs of two or more components
   std::map<Component, uint32_t> source_ids;      // kept once named (bounded by the names queries use)
   std::map<Component, uint32_t> table_ids;       // not-equal tables, likewise
-  std::unordered_map<uint64_t, uint32_t> gram_counts;  // entries per (source, gram)
+  std::unordered_map<uint64_t, uint32_t> gram_counts;  // entries per (source, gram), see gram_count_key
   std::map<Component, std::unordered_map<std::string, uint32_t>> values;  // distinct equality values
   std::vector<std::vector<std::shared_ptr<const RegexChunk>>> regex_chunks;  // by source
 
@@ -488,7 +489,11 @@ struct Planner::Impl {
         }
         case Op::kRegex: {
           auto lits = required_literals(a.str);
-          if (lits.empty()) {
+          double found = 0;  // chance that some literal occurs
+          for (const auto& x : lits) found += needle_sel(src, x);
+          // A literal found in most records (like "/" in paths) is no filter:
+          // one RE2::Set pass is cheaper than running the regexes one by one.
+          if (lits.empty() || found > kWeakPrefilter) {
             Draft d;
             d.term.access = Access::kRegexSet;
             d.term.exact = true;
@@ -500,12 +505,11 @@ struct Planner::Impl {
                                                      : EveryRecordReason::kRegexWithoutLiteral;
             return true;
           }
-          c.est = 0;
+          c.est = found;
           for (auto& s : lits) {
             Draft d;
             d.term.access = Access::kGram;
             d.term.exact = false;  // the regex is verified for candidates
-            c.est += needle_sel(src, s);
             d.term.needle = std::move(s);
             d.comp = src;
             c.drafts.push_back(std::move(d));
@@ -822,28 +826,44 @@ struct Planner::Impl {
     free_specs.push_back(id);
   }
 
-  static uint32_t gram_of(std::string_view needle, size_t off, size_t len) {
-    uint32_t g = static_cast<uint32_t>(len) << 24;
-    uint32_t bytes = 0;
-    for (size_t j = 0; j < len; ++j) bytes = (bytes << 8) | static_cast<unsigned char>(needle[off + j]);
-    return g | bytes;
-  }
+  static uint64_t gram_count_key(uint32_t source, uint64_t gram) { return (static_cast<uint64_t>(source) << 35) ^ gram; }
 
-  // The needle's least crowded window of (up to) three bytes.
-  void place_gram(Term& t) {
-    const size_t len = std::min<size_t>(3, t.needle.size());
-    uint32_t best_count = UINT32_MAX;
-    for (size_t off = 0; off + len <= t.needle.size(); ++off) {
-      const uint32_t g = gram_of(t.needle, off, len);
-      auto it = gram_counts.find((static_cast<uint64_t>(t.source) << 32) | g);
-      const uint32_t count = it == gram_counts.end() ? 0 : it->second;
-      if (count < best_count) {
-        best_count = count;
+  // The needle's window of (up to) kGramMax bytes that is rarest in sampled
+  // values of its source, then least crowded in the index, then rightmost
+  // (the specific end of a path rather than its common prefix).
+  void place_gram(Term& t, const Component& src) {
+    const size_t len = std::min(kGramMax, t.needle.size());
+    const size_t windows = t.needle.size() - len + 1;
+    std::vector<uint32_t> seen(windows, 0);
+    if (windows > 1 && windows <= 64) {
+      sample.for_each([&](const RecordView& r) {
+        auto count_in = [&](std::string_view v) {
+          const std::string low = text::to_lower(v);
+          for (size_t off = 0; off < windows; ++off) {
+            if (low.find(std::string_view(t.needle).substr(off, len)) != std::string::npos) ++seen[off];
+          }
+        };
+        if (src.kind == SourceKind::kField) {
+          const FieldValue v = r.field(src.id);
+          if (v.present && schema.field(src.id).type == FieldType::kString) count_in(v.s);
+        } else if (src.kind == SourceKind::kMapKey) {
+          if (auto v = r.map_value(src.id, src.key)) count_in(*v);
+        }
+      });
+    }
+    uint64_t best = UINT64_MAX;
+    for (size_t off = 0; off < windows; ++off) {
+      const uint64_t g = gram_key(t.needle, off, len);
+      auto it = gram_counts.find(gram_count_key(t.source, g));
+      const uint64_t crowd = it == gram_counts.end() ? 0 : it->second;
+      const uint64_t score = (static_cast<uint64_t>(seen[off]) << 32) | crowd;
+      if (score <= best) {
+        best = score;
         t.gram = g;
         t.gram_offset = static_cast<uint32_t>(off);
       }
     }
-    ++gram_counts[(static_cast<uint64_t>(t.source) << 32) | t.gram];
+    ++gram_counts[gram_count_key(t.source, t.gram)];
   }
 
   std::shared_ptr<const RegexChunk> build_chunk(std::vector<const Branch*> brs, const std::vector<const Atom*>& pats) {
@@ -979,7 +999,7 @@ struct Planner::Impl {
           break;
         case Access::kGram:
           t.source = source(d.comp, ops);
-          place_gram(t);
+          place_gram(t, d.comp);
           break;
         case Access::kPresent:
         case Access::kRegexSet:
@@ -1007,7 +1027,7 @@ struct Planner::Impl {
           break;
         }
         case Access::kGram: {
-          const uint64_t k = (static_cast<uint64_t>(t.source) << 32) | t.gram;
+          const uint64_t k = gram_count_key(t.source, t.gram);
           if (--gram_counts[k] == 0) gram_counts.erase(k);
           break;
         }

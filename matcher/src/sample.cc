@@ -74,6 +74,11 @@ void RecordSample::offer(const RecordView& r) {
   ++next_;
 }
 
+void RecordSample::for_each(const std::function<void(const RecordView&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& c : records_) fn(*c);
+}
+
 RecordSample::Frequency RecordSample::frequency(const std::function<bool(const RecordView&)>& holds) const {
   std::lock_guard<std::mutex> lock(mu_);
   Frequency f;

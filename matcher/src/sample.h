@@ -42,6 +42,8 @@ class RecordSample {
     size_t records = 0;
   };
   Frequency frequency(const std::function<bool(const RecordView&)>& holds) const;
+  // Calls fn for every sampled record.
+  void for_each(const std::function<void(const RecordView&)>& fn) const;
 
  private:
   class Copy;

@@ -75,26 +75,24 @@ class GramFilter {
  public:
   static uint32_t hash(uint64_t g) { return static_cast<uint32_t>((g * 0x9E3779B97F4A7C15ull) >> 40); }
   bool maybe(uint64_t g) const { return !counts_.empty() && counts_[hash(g) & mask_] != 0; }
+  // Called after an entry for `g` was added to (delta +1) or removed from
+  // (delta -1) `all`; grows (x4, rebuilding from `all`) as grams are added.
   void add(uint64_t g, int delta, const std::unordered_map<uint64_t, std::vector<GramEntry>>& all) {
-    if (delta > 0 && all.size() * 4 > counts_.size()) {
-      // Grow (x4) and rebuild from the source's grams.
-      size_t n = std::max<size_t>(1024, counts_.size() * 4);
-      n = std::min<size_t>(n, 1 << 16);
-      if (n != counts_.size()) {
-        counts_.assign(n, 0);
-        mask_ = static_cast<uint32_t>(n - 1);
-        for (const auto& [k, v] : all) {
-          if (k != g) counts_[hash(k) & mask_] = static_cast<uint16_t>(counts_[hash(k) & mask_] + 1);
-        }
-      }
+    if (delta > 0 && all.size() * 4 > counts_.size() && counts_.size() < kMaxSize) {
+      const size_t n = std::min(kMaxSize, std::max<size_t>(1024, counts_.size() * 4));
+      counts_.assign(n, 0);
+      mask_ = static_cast<uint32_t>(n - 1);
+      for (const auto& [k, v] : all) counts_[hash(k) & mask_] += static_cast<uint32_t>(v.size());
+      return;
     }
     if (counts_.empty()) return;
-    uint16_t& c = counts_[hash(g) & mask_];
-    c = static_cast<uint16_t>(c + delta);
+    uint32_t& c = counts_[hash(g) & mask_];
+    c = static_cast<uint32_t>(static_cast<int64_t>(c) + delta);
   }
 
  private:
-  std::vector<uint16_t> counts_;
+  static constexpr size_t kMaxSize = 1 << 15;
+  std::vector<uint32_t> counts_;  // entries per hash slot
   uint32_t mask_ = 0;
 };
 

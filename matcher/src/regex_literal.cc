@@ -262,6 +262,15 @@ class Reader {
         if (p_[pos_] == ')') {  // (?i): flags for the rest of the enclosing group
           ++pos_;
           if (sets_fold) fold_ = true;
+          // A quantifier after flags applies to the item before them
+          // (`a(?i)?` is `a?`): too odd to follow, give up.
+          bool q;
+          const size_t at = pos_;
+          quantifier(q);
+          if (q || (!at_end() && (p_[pos_] == '*' || p_[pos_] == '+' || p_[pos_] == '?' || p_[pos_] == '{'))) {
+            return fail();
+          }
+          pos_ = at;
           return {};
         }
         ++pos_;  // ':'

@@ -151,6 +151,45 @@ TEST_CASE("--stats prints one JSON line on stderr") {
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
 
+TEST_CASE("--stats counts the subscriptions checked on every record, by reason") {
+  TempDir d;
+  const std::string f = d.file("r.jsonl", kRecords);
+  const std::string q = d.file("q.txt", "-method:OPTIONS\nstatus:5xx\n-method:OPTIONS\npath ~ \"[0-9]{4}\"\n");
+  Run r = run(d, "match --stats --queries " + quote(q) + " " + quote(f));
+  CHECK(r.status == 0);
+  for (const char* key : {"\"subscriptions\": 4", "\"distinct_queries\": 3", "\"every_record\": 3",
+                          "\"negated_text\": 2", "\"regex_without_literal\": 1"}) {
+    CHECK_MESSAGE(r.err.find(key) != std::string::npos, key << " in " << r.err);
+  }
+}
+
+TEST_CASE("clio match --queries over more records than one batch keeps every record in order") {
+  TempDir d;
+  std::string records;
+  for (int i = 0; i < 2500; ++i) {
+    records += R"({"id":)" + std::to_string(i) + R"(,"method":"GET","path":"/p)" + std::to_string(i % 7) +
+               R"(","status_code":)" + (i % 5 == 0 ? "500" : "200") + "}\n";
+  }
+  const std::string f = d.file("r.jsonl", records);
+  Run r = run(d, "match --queries " + quote(d.file("q.txt", "path:p3\nstatus:5xx\n")) + " " + quote(f));
+  CHECK(r.status == 0);
+  std::istringstream lines(r.out);
+  std::string line;
+  int i = 0;
+  while (std::getline(lines, line)) {
+    std::string want = "{\"record\": " + std::to_string(i) + ", \"matches\": [";
+    if (i % 7 == 3) want += i % 5 == 0 ? "0, 1" : "0";
+    else if (i % 5 == 0) want += "1";
+    want += "]}";
+    if (line != want) {
+      FAIL_CHECK(line << " != " << want);
+      break;
+    }
+    ++i;
+  }
+  CHECK(i == 2500);
+}
+
 TEST_CASE("bad records are reported, skipped, and make the exit status 1") {
   TempDir d;
   const std::string f = d.file("r.jsonl", std::string("{not json\n") + kRecords + "[1,2]\n");

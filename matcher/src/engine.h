@@ -1,6 +1,10 @@
 // The engine's shared vocabulary: a subscription rewritten as branches of
 // literals, each branch filed under index terms (its access path). Written by
 // the planner (plan.cc), read by the index (index.cc). Private to clio::matcher.
+//
+//   Sub s(query);                 // one distinct query
+//   planner.plan(s, ops);         // s.branches[i].terms: where to file it
+//   index.add(s, /*shared=*/false);
 #pragma once
 
 #include <cmath>
@@ -105,11 +109,12 @@ struct Branch {
 struct Sub {
   explicit Sub(Query q) : query(std::move(q)) {}
   Query query;
-  std::string canonical;
   uint32_t slot = 0;                 // dense number, for de-duplication
   std::vector<Branch> branches;      // reserved up front: addresses are stable
   EveryRecordReason every_record = EveryRecordReason::kNone;
-  std::vector<uint64_t> ids;         // subscriptions holding this query (writer's copy)
+  // The writer's: read only under the matcher's mutex.
+  std::vector<uint64_t> ids;         // subscriptions holding this query
+  bool filed_shared = false;         // how its entries were filed (Index::add)
 };
 
 // An index entry. `br` is null when the entry implies its single-id

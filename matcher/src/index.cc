@@ -143,6 +143,14 @@ void erase_entry(std::vector<Entry>& v, const Entry& e) {
   }
 }
 
+void add_or_erase(std::vector<Entry>& v, const Entry& e, bool add) {
+  if (add) {
+    v.push_back(e);
+  } else {
+    erase_entry(v, e);
+  }
+}
+
 // The group that holds (or should hold) k2: the first whose max_k2 >= k2.
 size_t group_for(const RangeList& rl, double k2) {
   auto it = std::lower_bound(rl.groups.begin(), rl.groups.end(), k2,
@@ -396,16 +404,10 @@ struct Index::Impl {
         source_ref(t.source, add ? 1 : -1);
         return;
       }
-      case Access::kPresent: {
-        Source& s = sources[t.source];
-        if (add) {
-          s.present.push_back(e);
-        } else {
-          erase_entry(s.present, e);
-        }
+      case Access::kPresent:
+        add_or_erase(sources[t.source].present, e, add);
         source_ref(t.source, add ? 1 : -1);
         return;
-      }
       case Access::kRegexSet:
         // The pattern lives in the source's RE2::Sets (set_regex_chunks).
         source_ref(t.source, add ? 1 : -1);
@@ -427,18 +429,10 @@ struct Index::Impl {
         return;
       }
       case Access::kNegation:
-        if (add) {
-          negations.push_back(e);
-        } else {
-          erase_entry(negations, e);
-        }
+        add_or_erase(negations, e, add);
         return;
       case Access::kAlways:
-        if (add) {
-          always.push_back(e);
-        } else {
-          erase_entry(always, e);
-        }
+        add_or_erase(always, e, add);
         return;
     }
   }

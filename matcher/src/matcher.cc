@@ -88,7 +88,6 @@ struct Matcher::State {
   Planner planner;
   std::unordered_map<uint64_t, Sub*> by_id;
   std::unordered_map<std::string, std::unique_ptr<Sub>> by_text;
-  std::unordered_map<const Sub*, bool> filed_shared;  // how each query's entries were filed
   std::vector<uint32_t> free_slots;
   uint32_t next_slot = 0;
   std::vector<uint32_t> free_tried;   // branch numbers (Branch::tried)
@@ -144,8 +143,8 @@ QueryError Matcher::State::add(uint64_t id, const Query& query) {
     // An identical query: one more id for the same entries.
     Sub& s = *it->second;
     s.ids.push_back(id);
-    const bool refile = !filed_shared[&s];
-    filed_shared[&s] = true;
+    const bool refile = !s.filed_shared;
+    s.filed_shared = true;
     apply([&s, refile, ids = s.ids](Index& ix) {
       if (refile) {
         ix.remove(s, false);
@@ -160,7 +159,6 @@ QueryError Matcher::State::add(uint64_t id, const Query& query) {
   }
   auto sub = std::make_unique<Sub>(query);
   Sub& s = *sub;
-  s.canonical = text;
   s.ids.push_back(id);
   if (!free_slots.empty()) {
     s.slot = free_slots.back();
@@ -185,7 +183,6 @@ QueryError Matcher::State::add(uint64_t id, const Query& query) {
     ix.set_ids(s.slot, s.ids);
     ix.add(s, false);
   });
-  filed_shared[&s] = false;
   by_id.emplace(id, &s);
   by_text.emplace(std::move(text), std::move(sub));
   count(s, +1);
@@ -208,7 +205,7 @@ bool Matcher::State::remove(uint64_t id) {
   }
   std::vector<Planner::IndexOp> ops;
   planner.unplan(s, ops);
-  const bool shared = filed_shared[&s];
+  const bool shared = s.filed_shared;
   s.ids.push_back(id);  // entries were filed with it; remove exactly those
   apply([&](Index& ix) {
     ix.remove(s, shared);
@@ -217,8 +214,7 @@ bool Matcher::State::remove(uint64_t id) {
   });
   free_slots.push_back(s.slot);
   for (const auto& b : s.branches) free_tried.push_back(b.tried);
-  filed_shared.erase(&s);
-  by_text.erase(s.canonical);  // no reader can reach it any more
+  by_text.erase(s.query.canonical());  // no reader can reach it any more
   publish();
   return true;
 }

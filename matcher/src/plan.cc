@@ -775,23 +775,25 @@ struct Planner::Impl {
 
   // --- The catalog ---------------------------------------------------------
 
+  // The number of `c` in `ids`; a new one is announced to both copies.
+  static uint32_t number(std::map<Component, uint32_t>& ids, const Component& c, std::vector<IndexOp>& ops,
+                         void (Index::*define)(uint32_t, const Component&)) {
+    auto it = ids.find(c);
+    if (it != ids.end()) return it->second;
+    const auto id = static_cast<uint32_t>(ids.size());
+    ids.emplace(c, id);
+    ops.push_back([id, c, define](Index& ix) { (ix.*define)(id, c); });
+    return id;
+  }
+
   uint32_t source(const Component& c, std::vector<IndexOp>& ops) {
-    auto it = source_ids.find(c);
-    if (it != source_ids.end()) return it->second;
-    const auto id = static_cast<uint32_t>(source_ids.size());
-    source_ids.emplace(c, id);
+    const uint32_t id = number(source_ids, c, ops, &Index::define_source);
     regex_chunks.resize(source_ids.size());
-    ops.push_back([id, c](Index& ix) { ix.define_source(id, c); });
     return id;
   }
 
   uint32_t table(const Component& c, std::vector<IndexOp>& ops) {
-    auto it = table_ids.find(c);
-    if (it != table_ids.end()) return it->second;
-    const auto id = static_cast<uint32_t>(table_ids.size());
-    table_ids.emplace(c, id);
-    ops.push_back([id, c](Index& ix) { ix.define_not_equal(id, c); });
-    return id;
+    return number(table_ids, c, ops, &Index::define_not_equal);
   }
 
   uint32_t acquire_spec(const std::vector<Component>& comps) {

@@ -134,6 +134,28 @@ class Gen {
   std::mt19937_64 rng_;
 };
 
+// Matches `r` and compares the ids with the reference evaluator's over `live`;
+// on a difference, fails with the record and the queries that differ.
+bool same_as_reference(const Matcher& m, const std::map<uint64_t, Query>& live, const Record& r, size_t& matches) {
+  const HttpRecordView view(r);
+  std::vector<uint64_t> got, want;
+  m.match(view, got);
+  std::sort(got.begin(), got.end());
+  for (const auto& [id, q] : live) {
+    if (q.matches(view)) want.push_back(id);
+  }
+  matches += want.size();
+  if (got == want) return true;
+  std::string detail;
+  for (const auto& [id, q] : live) {
+    const bool in_got = std::binary_search(got.begin(), got.end(), id);
+    const bool in_want = std::binary_search(want.begin(), want.end(), id);
+    if (in_got != in_want) detail += (in_want ? "missed: " : "extra: ") + q.canonical() + "\n";
+  }
+  FAIL_CHECK("engine and reference differ on record " << clio::to_json(r) << "\n" << detail);
+  return false;
+}
+
 // Runs the churn scenario; returns the number of (query, record) pairs checked.
 size_t differential(uint64_t seed, const MatcherOptions& options, size_t& total_matches) {
   Gen g(seed);
@@ -154,30 +176,10 @@ size_t differential(uint64_t seed, const MatcherOptions& options, size_t& total_
   size_t pairs = 0;
   total_matches = 0;
   add(300);
-  std::vector<uint64_t> got, want;
   for (int round = 0; round < 8; ++round) {
     for (int k = 0; k < 60; ++k) {
-      const Record r = g.record();
-      const HttpRecordView view(r);
-      got.clear();
-      m.match(view, got);
-      std::sort(got.begin(), got.end());
-      want.clear();
-      for (const auto& [id, q] : live) {
-        if (q.matches(view)) want.push_back(id);
-      }
       pairs += live.size();
-      total_matches += want.size();
-      if (got != want) {
-        std::string detail;
-        for (const auto& [id, q] : live) {
-          const bool in_got = std::binary_search(got.begin(), got.end(), id);
-          const bool in_want = std::binary_search(want.begin(), want.end(), id);
-          if (in_got != in_want) detail += (in_want ? "missed: " : "extra: ") + q.canonical() + "\n";
-        }
-        FAIL_CHECK("engine and reference differ on record " << clio::to_json(r) << "\n" << detail);
-        return pairs;
-      }
+      if (!same_as_reference(m, live, g.record(), total_matches)) return pairs;
     }
     // Churn: drop about a third, add new ones.
     std::vector<uint64_t> ids;
@@ -290,7 +292,7 @@ void realistic(const MatcherOptions& options, size_t warm, size_t& compared, siz
   const auto queries = clio::bench::realistic_queries(3000, 3);
   const auto records = clio::bench::realistic_records(900, 4);
   Matcher m(http_schema(), options);
-  std::vector<uint64_t> ids, want;
+  std::vector<uint64_t> ids;
   for (size_t i = 0; i < warm; ++i) {
     ids.clear();
     m.match(HttpRecordView(records[i]), ids);
@@ -304,26 +306,8 @@ void realistic(const MatcherOptions& options, size_t warm, size_t& compared, siz
   }
   auto compare = [&](size_t first, size_t count) {
     for (size_t k = first; k < first + count; ++k) {
-      const HttpRecordView view(records[k]);
-      ids.clear();
-      m.match(view, ids);
-      std::sort(ids.begin(), ids.end());
-      want.clear();
-      for (const auto& [id, q] : live) {
-        if (q.matches(view)) want.push_back(id);
-      }
       ++compared;
-      matches += want.size();
-      if (ids != want) {
-        std::string detail;
-        for (const auto& [id, q] : live) {
-          const bool in_got = std::binary_search(ids.begin(), ids.end(), id);
-          const bool in_want = std::binary_search(want.begin(), want.end(), id);
-          if (in_got != in_want) detail += (in_want ? "missed: " : "extra: ") + q.canonical() + "\n";
-        }
-        FAIL_CHECK("engine and reference differ on record " << clio::to_json(records[k]) << "\n" << detail);
-        return;
-      }
+      if (!same_as_reference(m, live, records[k], matches)) return;
     }
   };
   compare(warm, 300);

@@ -67,6 +67,13 @@ Run run(const TempDir& d, const std::string& args, const std::string& stdin_file
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
 }
 
+// `clio match [FLAGS] --queries q.txt r.jsonl` with these queries and records.
+Run match_queries(const TempDir& d, const std::string& queries, const std::string& records,
+                  const std::string& flags = "") {
+  const std::string q = d.file("q.txt", queries), f = d.file("r.jsonl", records);
+  return run(d, "match " + flags + "--queries " + quote(q) + " " + quote(f));
+}
+
 const char* kRecords =
     R"({"id":1,"method":"GET","path":"/api/a","status_code":200,"wall_time":12,"remote_ip":"10.0.0.1","headers":{"User-Agent":"curl/8"}})"
     "\n"
@@ -119,9 +126,7 @@ TEST_CASE("clio match prints matching records unchanged, from files and stdin") 
 
 TEST_CASE("clio match --queries prints one line per record with sorted query line numbers") {
   TempDir d;
-  const std::string f = d.file("r.jsonl", kRecords);
-  const std::string q = d.file("q.txt", "status = 200\nmethod = GET\nwall > 1s\npath:api\nnot ip:10.0.0.0/8\n");
-  Run r = run(d, "match --queries " + quote(q) + " " + quote(f));
+  Run r = match_queries(d, "status = 200\nmethod = GET\nwall > 1s\npath:api\nnot ip:10.0.0.0/8\n", kRecords);
   CHECK(r.status == 0);
   CHECK(r.out ==
         "{\"record\": 0, \"matches\": [0, 1, 3]}\n"
@@ -131,9 +136,7 @@ TEST_CASE("clio match --queries prints one line per record with sorted query lin
 
 TEST_CASE("clio match --queries reports a bad query line and exits 2") {
   TempDir d;
-  const std::string f = d.file("r.jsonl", kRecords);
-  const std::string q = d.file("q.txt", "status = 200\nstatus = = 1\nmethod = GET\n");
-  Run r = run(d, "match --queries " + quote(q) + " " + quote(f));
+  Run r = match_queries(d, "status = 200\nstatus = = 1\nmethod = GET\n", kRecords);
   CHECK(r.status == 2);
   CHECK(r.out.empty());
   CHECK(r.err.find("q.txt:2 (query 1)") != std::string::npos);
@@ -153,9 +156,7 @@ TEST_CASE("--stats prints one JSON line on stderr") {
 
 TEST_CASE("--stats counts the subscriptions checked on every record, by reason") {
   TempDir d;
-  const std::string f = d.file("r.jsonl", kRecords);
-  const std::string q = d.file("q.txt", "-method:OPTIONS\nstatus:5xx\n-method:OPTIONS\npath ~ \"[0-9]{4}\"\n");
-  Run r = run(d, "match --stats --queries " + quote(q) + " " + quote(f));
+  Run r = match_queries(d, "-method:OPTIONS\nstatus:5xx\n-method:OPTIONS\npath ~ \"[0-9]{4}\"\n", kRecords, "--stats ");
   CHECK(r.status == 0);
   for (const char* key : {"\"subscriptions\": 4", "\"distinct_queries\": 3", "\"every_record\": 3",
                           "\"negated_text\": 2", "\"regex_without_literal\": 1"}) {
@@ -170,8 +171,7 @@ TEST_CASE("clio match --queries over more records than one batch keeps every rec
     records += R"({"id":)" + std::to_string(i) + R"(,"method":"GET","path":"/p)" + std::to_string(i % 7) +
                R"(","status_code":)" + (i % 5 == 0 ? "500" : "200") + "}\n";
   }
-  const std::string f = d.file("r.jsonl", records);
-  Run r = run(d, "match --queries " + quote(d.file("q.txt", "path:p3\nstatus:5xx\n")) + " " + quote(f));
+  Run r = match_queries(d, "path:p3\nstatus:5xx\n", records);
   CHECK(r.status == 0);
   std::istringstream lines(r.out);
   std::string line;

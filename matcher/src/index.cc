@@ -12,11 +12,33 @@
 namespace clio::matcher::internal {
 namespace {
 
-// Entries with k2 in [min_k2, max_k2], sorted by k1.
+// What a sorted entry emits: the subscription id itself when the entry
+// implies it (top bit clear), else kVerify | the branch's dense number.
+constexpr uint64_t kVerify = uint64_t{1} << 63;
+
+uint64_t payload(const Entry& e) { return e.br == nullptr ? e.id : kVerify | e.br->tried; }
+
+// Entries with k2 in [min_k2, max_k2], sorted by k1; thresholds and payloads
+// in separate arrays, so a walk reads 16 bytes per entry it emits.
 struct Group {
-  double min_k2;
-  double max_k2;
-  std::vector<Entry> entries;
+  double min_k2 = INFINITY;
+  double max_k2 = -INFINITY;
+  std::vector<double> k1, k2;
+  std::vector<uint64_t> pay;
+
+  size_t size() const { return k1.size(); }
+  void insert_at(size_t i, double a, double b, uint64_t p) {
+    k1.insert(k1.begin() + static_cast<long>(i), a);
+    k2.insert(k2.begin() + static_cast<long>(i), b);
+    pay.insert(pay.begin() + static_cast<long>(i), p);
+    min_k2 = std::min(min_k2, b);
+    max_k2 = std::max(max_k2, b);
+  }
+  void erase_at(size_t i) {
+    k1.erase(k1.begin() + static_cast<long>(i));
+    k2.erase(k2.begin() + static_cast<long>(i));
+    pay.erase(pay.begin() + static_cast<long>(i));
+  }
 };
 
 // Entries of one RangeKey: groups partition the k2 axis in ascending order, so
@@ -131,7 +153,6 @@ struct NotEqualTable {
 };
 
 bool same(const Entry& a, const Entry& b) { return a.id == b.id && a.br == b.br && a.k1 == b.k1 && a.k2 == b.k2; }
-bool by_k1(const Entry& a, const Entry& b) { return a.k1 < b.k1; }
 
 void erase_entry(std::vector<Entry>& v, const Entry& e) {
   for (size_t i = 0; i < v.size(); ++i) {
@@ -160,38 +181,35 @@ size_t group_for(const RangeList& rl, double k2) {
 }
 
 void insert_sorted(RangeList& rl, const Entry& e) {
-  if (rl.groups.empty()) rl.groups.push_back(Group{e.k2, e.k2, {}});
+  if (rl.groups.empty()) rl.groups.emplace_back();
   const size_t gi = group_for(rl, e.k2);
   Group& g = rl.groups[gi];
-  g.entries.insert(std::upper_bound(g.entries.begin(), g.entries.end(), e, by_k1), e);
-  g.min_k2 = std::min(g.min_k2, e.k2);
-  g.max_k2 = std::max(g.max_k2, e.k2);
-  if (g.entries.size() <= kGroupMax || rl.key.f2 == kNoField) return;
+  const auto at = std::upper_bound(g.k1.begin(), g.k1.end(), e.k1) - g.k1.begin();
+  g.insert_at(static_cast<size_t>(at), e.k1, e.k2, payload(e));
+  if (g.size() <= kGroupMax || rl.key.f2 == kNoField) return;
   // Split at the median k2; both halves stay sorted by k1.
-  std::vector<double> k2s;
-  for (const Entry& x : g.entries) k2s.push_back(x.k2);
+  std::vector<double> k2s = g.k2;
   std::nth_element(k2s.begin(), k2s.begin() + static_cast<long>(k2s.size() / 2), k2s.end());
   const double pivot = k2s[k2s.size() / 2];
-  Group left{INFINITY, -INFINITY, {}}, right{INFINITY, -INFINITY, {}};
-  for (const Entry& x : g.entries) {
-    Group& to = x.k2 < pivot ? left : right;
-    to.entries.push_back(x);
-    to.min_k2 = std::min(to.min_k2, x.k2);
-    to.max_k2 = std::max(to.max_k2, x.k2);
+  Group left, right;
+  for (size_t i = 0; i < g.size(); ++i) {
+    Group& to = g.k2[i] < pivot ? left : right;
+    to.insert_at(to.size(), g.k1[i], g.k2[i], g.pay[i]);
   }
-  if (left.entries.empty()) return;  // all k2 equal: keep one group
+  if (left.size() == 0) return;  // all k2 equal: keep one group
   rl.groups[gi] = std::move(right);
   rl.groups.insert(rl.groups.begin() + static_cast<long>(gi), std::move(left));
 }
 
 void erase_sorted(RangeList& rl, const Entry& e) {
+  const uint64_t p = payload(e);
   auto try_group = [&](size_t gi) {
     Group& g = rl.groups[gi];
-    auto it = std::lower_bound(g.entries.begin(), g.entries.end(), e, by_k1);
-    for (; it != g.entries.end() && it->k1 == e.k1; ++it) {
-      if (!same(*it, e)) continue;
-      g.entries.erase(it);
-      if (g.entries.empty()) rl.groups.erase(rl.groups.begin() + static_cast<long>(gi));
+    for (auto i = static_cast<size_t>(std::lower_bound(g.k1.begin(), g.k1.end(), e.k1) - g.k1.begin());
+         i < g.size() && g.k1[i] == e.k1; ++i) {
+      if (g.pay[i] != p || g.k2[i] != e.k2) continue;
+      g.erase_at(i);
+      if (g.size() == 0) rl.groups.erase(rl.groups.begin() + static_cast<long>(gi));
       return true;
     }
     return false;
@@ -265,6 +283,7 @@ struct Index::Impl {
   std::vector<Entry> negations;
   std::vector<Entry> always;
   std::vector<std::vector<uint64_t>> ids;    // by query slot
+  std::vector<const Branch*> branch_of;      // by branch number (Branch::tried)
   uint32_t slots = 0;
   uint32_t branch_slots = 0;
 
@@ -440,9 +459,12 @@ struct Index::Impl {
   void file_sub(const Sub& s, bool shared, bool add) {
     const uint64_t id = s.ids.empty() ? 0 : s.ids.front();
     for (const Branch& b : s.branches) {
+      if (branch_of.size() <= b.tried) branch_of.resize(b.tried + 1, nullptr);
+      branch_of[b.tried] = add ? &b : nullptr;
       for (const Term& t : b.terms) {
+        // (An id with the top bit set cannot be a sorted entry's payload.)
         const bool exact = !shared && !b.dedupe && !b.whole && b.residual.empty() && t.exact &&
-                           t.access != Access::kNegation && t.access != Access::kAlways;
+                           t.access != Access::kNegation && t.access != Access::kAlways && (id & kVerify) == 0;
         file(b, t, exact ? Entry{t.k1, t.k2, id, nullptr} : Entry{t.k1, t.k2, 0, &b}, add);
       }
     }
@@ -566,6 +588,14 @@ class MatchRun {
     }
   }
 
+  void emit(uint64_t payload) {
+    if ((payload & kVerify) == 0) {
+      out_.push_back(payload);
+    } else {
+      candidate(*ix_.branch_of[payload & ~kVerify]);
+    }
+  }
+
   void walk(const RangeList& rl) {
     const RangeKey& k = rl.key;
     if (!vals_[k.f1].present) return;
@@ -577,15 +607,15 @@ class MatchRun {
     }
     for (const Group& g : rl.groups) {
       if (!(g.min_k2 <= x2)) break;
+      const size_t n = g.size();
+      const double* k1 = g.k1.data();
+      const uint64_t* pay = g.pay.data();
       if (g.max_k2 <= x2) {
-        for (const Entry& e : g.entries) {
-          if (!(e.k1 <= x1)) break;
-          emit(e);
-        }
+        for (size_t i = 0; i < n && k1[i] <= x1; ++i) emit(pay[i]);
       } else {
-        for (const Entry& e : g.entries) {
-          if (!(e.k1 <= x1)) break;
-          if (e.k2 <= x2) emit(e);
+        const double* k2 = g.k2.data();
+        for (size_t i = 0; i < n && k1[i] <= x1; ++i) {
+          if (k2[i] <= x2) emit(pay[i]);
         }
       }
     }

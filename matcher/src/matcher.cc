@@ -44,8 +44,8 @@ std::string_view every_record_text(EveryRecordReason r) {
       return "it has only negated text conditions (like -method:OPTIONS or ua !~ bot), which are tested on every "
              "record; add a positive condition to index it";
     case EveryRecordReason::kRegexWithoutLiteral:
-      return "its regex has no literal text a match must contain (like [0-9]{6}), so the regex runs on every "
-             "record; add literal text or another condition";
+      return "its regex has no literal text a match must contain (like [0-9]{6}), or only text most records "
+             "contain (like /), so the regex runs on every record; add literal text or another condition";
     case EveryRecordReason::kRegexSetFull:
       return "its regex did not fit the regex index's memory budget, so it runs on every record";
     case EveryRecordReason::kAnyHeader:

@@ -51,7 +51,8 @@ struct MatcherOptions {
 enum class EveryRecordReason : uint8_t {
   kNone = 0,            // "indexed": found through an index term
   kNegatedText,         // "negated_text": only negated substrings, regexes, presence, `in` or `!~`
-  kRegexWithoutLiteral, // "regex_without_literal": a regex with no text it must contain, in an RE2::Set
+  kRegexWithoutLiteral, // "regex_without_literal": a regex with no text it must contain (or only text
+                        // found in most records, like "/"), matched through an RE2::Set
   kRegexSetFull,        // "regex_set_full": such a regex did not fit the RE2::Set memory budget
   kAnyHeader,           // "any_header": header.* / ~h without a literal text to look for
   kTooManyBranches,     // "too_many_branches": too many alternatives after expanding and/or
@@ -117,8 +118,10 @@ class Matcher {
 
   // Whether `query` (subscribed or not; parsed with this matcher's schema)
   // would be checked on every record, and why, without subscribing it. The
-  // answer depends on the query's shape and the options only, so it is the
-  // same before and after subscribing. Costs about one subscribe's planning.
+  // answer depends on the query's shape and the options, and for a regex
+  // whose only literal text is common in the records seen so far (like "/"),
+  // on that traffic; it does not depend on what is subscribed. Costs about one
+  // subscribe's planning.
   AccessExplanation explain(const Query& query) const;
 
   size_t size() const;

@@ -84,8 +84,9 @@ struct QueryImpl {
   int depth = 0;  // deepest nesting of the tree (bounded by max_nesting)
 };
 
-// The parse tree behind a Query, for the engine.
-struct QueryAccess {
+// The parse tree behind a Query, for the engine. Hidden: query.h names it
+// (a friend), and a shared build exports only the public API.
+struct [[gnu::visibility("hidden")]] QueryAccess {
   static const QueryImpl& impl(const Query& q) { return q.impl(); }
 };
 

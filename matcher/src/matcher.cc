@@ -59,7 +59,7 @@ std::string_view every_record_text(EveryRecordReason r) {
   return "";
 }
 
-struct Matcher::State {
+struct [[gnu::visibility("hidden")]] Matcher::State {
   State(const Schema& s, MatcherOptions o)
       : schema(s), options(std::move(o)), sample(schema), planner(schema, options, sample) {
     readers[0].store(0);

@@ -1,38 +1,45 @@
 // matcher_bench: figures for the prospective-search engine.
 //
-//   matcher_bench WORKLOAD_DIR [--quick] [--only N]
+//   matcher_bench WORKLOAD_DIR [--quick] [--only N] [--rounds R] [--realistic-only] [--no-baseline]
 //
 // WORKLOAD_DIR holds http-100k.queries and http-20k.jsonl (see its README).
-// Prints, per subscription count (1K, 10K, 100K, 1M), the matching cost in
-// µs/record and records/s on one thread, matches per record, memory per
-// subscription and subscribe latency; the reference evaluator (every query,
-// every record) at 1K and 10K with its ratio to the engine; and a generated
-// selective 1K workload. Checks that the first 10,000 queries and the first
-// 2,000 records give exactly 677,238 matches (exit status 1 otherwise).
+// Two workloads, each at several subscription counts, one thread:
+//  - the shared workload (five conjunctive shapes) at 1K, 10K, 100K and 1M;
+//    checks that its first 10,000 queries and first 2,000 records give exactly
+//    677,238 matches (exit status 1 otherwise);
+//  - the realistic admin mix of realistic_workload.h at 1K, 10K and 100K, with
+//    the every-query baseline (the reference evaluator) in the same run; the
+//    engine's and the baseline's sets of matching ids are compared on the
+//    baseline's records (exit status 1 if they differ).
+// Times are thread CPU time; each figure is the median of R alternating
+// rounds (range in brackets). Also printed: matches per record, CPU per
+// match, heap bytes per subscription, subscribe p50/p99 over the last 10% of
+// subscriptions, and how many subscriptions are checked on every record, why.
 #include <malloc.h>
+#include <time.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "clio/matcher/matcher.h"
 #include "clio/matcher/query.h"
 #include "clio/middleware/http_schema.h"
-#include "bench_util.h"
 #include "clio/middleware/record.h"
+#include "realistic_workload.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using clio::matcher::Matcher;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 size_t heap_in_use() { return mallinfo2().uordblks; }
@@ -81,26 +88,37 @@ std::vector<std::string> more_queries(const std::vector<std::string>& base, size
   return out;
 }
 
-struct RunFigures {
+struct Run {
   double us_per_record = 0;
-  double records_per_second = 0;
   double matches_per_record = 0;
 };
 
-RunFigures run_matcher(const Matcher& m, const std::vector<clio::Record>& records, size_t count) {
+Run run_engine(const Matcher& m, const std::vector<clio::Record>& records, size_t count) {
   std::vector<uint64_t> ids;
   ids.reserve(1 << 16);
   size_t matches = 0;
-  const auto t0 = Clock::now();
+  const double t0 = cpu_seconds();
   for (size_t i = 0; i < count; ++i) {
     ids.clear();
     clio::HttpRecordView view(records[i % records.size()]);
     m.match(view, ids);
     matches += ids.size();
   }
-  const double s = seconds_since(t0);
-  return {s * 1e6 / static_cast<double>(count), static_cast<double>(count) / s,
-          static_cast<double>(matches) / static_cast<double>(count)};
+  const double s = cpu_seconds() - t0;
+  return {s * 1e6 / static_cast<double>(count), static_cast<double>(matches) / static_cast<double>(count)};
+}
+
+// The baseline: every query for every record.
+Run run_reference(const std::vector<clio::matcher::Query>& qs, const std::vector<clio::Record>& records,
+                  size_t first, size_t count) {
+  size_t matches = 0;
+  const double t0 = cpu_seconds();
+  for (size_t i = first; i < first + count; ++i) {
+    clio::HttpRecordView view(records[i % records.size()]);
+    for (const auto& q : qs) matches += q.matches(view) ? 1 : 0;
+  }
+  const double s = cpu_seconds() - t0;
+  return {s * 1e6 / static_cast<double>(count), static_cast<double>(matches) / static_cast<double>(count)};
 }
 
 struct Built {
@@ -109,17 +127,20 @@ struct Built {
   std::vector<double> subscribe_us;
 };
 
-Built build(const std::vector<std::string>& queries, size_t n) {
+// Subscribes queries[0, n) as ids 0..n-1, after the matcher has seen `warm`
+// records (as a live console has before admins type).
+Built build(const std::vector<std::string>& queries, size_t n, const std::vector<clio::Record>* warm = nullptr) {
   Built b;
   const size_t before = heap_in_use();
   b.m = std::make_unique<Matcher>(clio::http_schema());
+  if (warm != nullptr) run_engine(*b.m, *warm, std::min<size_t>(warm->size(), 4096));
   b.subscribe_us.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    const auto t0 = Clock::now();
+    const double t0 = cpu_seconds();
     auto e = b.m->subscribe(i, queries[i]);
-    b.subscribe_us.push_back(seconds_since(t0) * 1e6);
+    b.subscribe_us.push_back((cpu_seconds() - t0) * 1e6);
     if (!e.ok()) {
-      std::fprintf(stderr, "query %zu: %s\n", i, e.to_string().c_str());
+      std::fprintf(stderr, "query %zu: %s\n  %s\n", i, e.to_string().c_str(), queries[i].c_str());
       std::exit(1);
     }
   }
@@ -127,101 +148,30 @@ Built build(const std::vector<std::string>& queries, size_t n) {
   return b;
 }
 
-// Reference evaluator: every query for every record.
-double reference_us_per_record(const std::vector<clio::matcher::Query>& qs,
-                               const std::vector<clio::Record>& records, size_t count, size_t& matches) {
-  matches = 0;
-  const auto t0 = Clock::now();
-  for (size_t i = 0; i < count; ++i) {
-    clio::HttpRecordView view(records[i]);
-    for (const auto& q : qs) matches += q.matches(view) ? 1 : 0;
+std::string every_record_line(const Matcher& m) {
+  const auto st = m.stats();
+  std::string s = std::to_string(st.every_record);
+  if (st.every_record == 0) return s + "; " + std::to_string(st.key_specs) + " key specs";
+  s += " (";
+  bool first = true;
+  for (size_t r = 1; r < clio::matcher::kEveryRecordReasonCount; ++r) {
+    if (st.every_record_by_reason[r] == 0) continue;
+    if (!first) s += ", ";
+    first = false;
+    s += std::string(clio::matcher::every_record_code(static_cast<clio::matcher::EveryRecordReason>(r))) + " " +
+         std::to_string(st.every_record_by_reason[r]);
   }
-  return seconds_since(t0) * 1e6 / static_cast<double>(count);
+  return s + "); " + std::to_string(st.key_specs) + " key specs, " + std::to_string(st.regex_sets) + " RE2::Sets";
 }
 
-// A selective workload: conjunctions of equalities that match few records.
-void selective_workload(size_t quick) {
-  std::mt19937_64 rng(7);
-  const char* methods[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
-  const int statuses[] = {200, 201, 204, 301, 304, 400, 401, 403, 404, 500, 502, 503};
-  std::vector<clio::Record> records(20000);
-  for (auto& r : records) {
-    r.method = methods[rng() % 5];
-    r.path = "/svc/" + std::to_string(rng() % 5000);
-    r.host = "host" + std::to_string(rng() % 50);
-    r.status_code = statuses[rng() % 12];
-    r.wall_time = static_cast<double>(rng() % 5000);
-    r.response_bytes = static_cast<int64_t>(rng() % 100000);
-    r.remote_ip = "192.168." + std::to_string(rng() % 256) + "." + std::to_string(rng() % 256);
-    r.headers = {{"host", r.host}, {"user-agent", "gen/" + std::to_string(rng() % 20)}};
-  }
-  std::vector<std::string> qs;
-  for (int i = 0; i < 1000; ++i) {
-    switch (i % 4) {
-      case 0: qs.push_back("path = \"/svc/" + std::to_string(rng() % 5000) + "\" and method = " + methods[rng() % 5]); break;
-      case 1: qs.push_back("host = host" + std::to_string(rng() % 50) + " and status = " + std::to_string(statuses[rng() % 12]) + " and wall > 4.9s"); break;
-      case 2: qs.push_back("ip = 192.168." + std::to_string(rng() % 256) + "." + std::to_string(rng() % 256)); break;
-      default: qs.push_back("path = \"/svc/" + std::to_string(rng() % 5000) + "\" or h.user-agent = \"gen/" + std::to_string(100 + i) + "\""); break;
-    }
-  }
-  Matcher m(clio::http_schema());
-  for (size_t i = 0; i < qs.size(); ++i) {
-    if (!m.subscribe(i, qs[i]).ok()) std::exit(1);
-  }
-  const size_t count = quick ? 20000 : 200000;
-  auto f = run_matcher(m, records, count);
-  std::printf("selective 1K (generated): %.3f us/record, %.0f records/s, %.3f matches/record, unindexable %zu\n",
-              f.us_per_record, f.records_per_second, f.matches_per_record, m.stats().unindexable);
+struct Spread {
+  double median = 0, lo = 0, hi = 0;
+};
+Spread spread(const std::vector<double>& v) {
+  return {clio::bench::median(v), *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end())};
 }
 
-// A mixed workload of the other index terms: substrings, regexes (RE2::Sets),
-// header keys, `in` lists, and pure negations (checked on every record).
-void mixed_workload(const std::vector<clio::Record>& records, bool quick) {
-  std::mt19937_64 rng(11);
-  std::vector<std::string> qs;
-  const size_t n = 10000;
-  for (size_t i = 0; i < n; ++i) {
-    const std::string r = std::to_string(rng() % 1000);
-    switch (i % 5) {
-      case 0: qs.push_back("path:\"/r" + r + "\" and status >= 400"); break;
-      case 1: qs.push_back("path ~ \"^/api/v1/r" + r + "$\""); break;
-      case 2: qs.push_back("h.host = h" + std::to_string(rng() % 100) + " and bytes > " + std::to_string(rng() % 2000000)); break;
-      case 3: qs.push_back("status in (" + std::to_string(400 + rng() % 4) + ", 500..599) and path:\"r" + r + "\""); break;
-      default: qs.push_back(i % 500 == 4 ? "not method = GET and wall > 5900" : "ua:bench and path:\"/r" + r + "\""); break;
-    }
-  }
-  const size_t before = heap_in_use();
-  Matcher m(clio::http_schema());
-  for (size_t i = 0; i < qs.size(); ++i) {
-    auto e = m.subscribe(i, qs[i]);
-    if (!e.ok()) {
-      std::fprintf(stderr, "mixed query %zu: %s\n", i, e.to_string().c_str());
-      std::exit(1);
-    }
-  }
-  const double bytes = static_cast<double>(heap_in_use() - before) / static_cast<double>(n);
-  auto f = run_matcher(m, records, quick ? 2000 : 20000);
-  std::printf("mixed 10K (substring, regex, header, in, negation): %.3f us/record, %.0f records/s, "
-              "%.1f matches/record, %.0f B/sub, %zu RE2::Sets, unindexable %zu\n",
-              f.us_per_record, f.records_per_second, f.matches_per_record, bytes, m.stats().regex_sets,
-              m.stats().unindexable);
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: matcher_bench WORKLOAD_DIR [--quick]\n");
-    return 2;
-  }
-  const std::string dir = argv[1];
-  bool quick = false;
-  size_t only = 0;  // run just this subscription count (for profiling)
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--quick") quick = true;
-    if (a == "--only" && i + 1 < argc) only = std::stoul(argv[++i]);
-  }
+int shared_workload(const std::string& dir, bool quick, size_t only, int rounds) {
   std::vector<std::string> queries, lines;
   if (!read_lines(dir + "/http-100k.queries", queries) || !read_lines(dir + "/http-20k.jsonl", lines)) {
     std::fprintf(stderr, "cannot read %s/http-100k.queries or http-20k.jsonl\n", dir.c_str());
@@ -236,9 +186,7 @@ int main(int argc, char** argv) {
     }
     records.push_back(std::move(*r));
   }
-  std::printf("workload: %zu queries, %zu records\n", queries.size(), records.size());
-
-  // Correctness gate.
+  std::printf("== shared workload: %zu queries, %zu records\n", queries.size(), records.size());
   {
     Built b = build(queries, 10000);
     std::vector<uint64_t> ids;
@@ -253,41 +201,131 @@ int main(int argc, char** argv) {
                 total == 677238 ? "OK" : "MISMATCH");
     if (total != 677238) return 1;
   }
-
   const std::vector<size_t> sizes = {1000, 10000, 100000, 1000000};
   std::vector<std::string> all = more_queries(queries, quick ? 100000 : 1000000);
-  std::printf("%10s %12s %14s %12s %10s %12s %12s %12s\n", "subs", "us/record", "records/s", "matches/rec",
-              "B/sub", "sub p50 us", "sub p99 us", "unindexable");
-  double engine_us[2] = {0, 0};
+  std::printf("%9s %20s %12s %10s %8s %11s %11s %s\n", "subs", "us/record [range]", "matches/rec", "ns/match",
+              "B/sub", "sub p50 us", "sub p99 us", "every-record");
   for (size_t n : sizes) {
-    if (n > all.size()) break;
-    if (only != 0 && n != only) continue;
+    if (n > all.size() || (only != 0 && n != only)) continue;
     Built b = build(all, n);
     const size_t count = n >= 1000000 ? 2000 : (n >= 100000 ? 5000 : 20000);
-    run_matcher(*b.m, records, std::min<size_t>(count, 500));  // warm up
-    RunFigures f = run_matcher(*b.m, records, only != 0 ? 20000 : (quick ? std::min<size_t>(count, 2000) : count));
-    // Subscribe latency near the full size: the last 10% of subscriptions.
+    run_engine(*b.m, records, std::min<size_t>(count, 500));  // warm up
+    std::vector<double> us;
+    double mpr = 0;
+    for (int k = 0; k < rounds; ++k) {
+      Run f = run_engine(*b.m, records, quick ? std::min<size_t>(count, 2000) : count);
+      us.push_back(f.us_per_record);
+      mpr = f.matches_per_record;
+    }
     std::vector<double> tail(b.subscribe_us.end() - static_cast<long>(n / 10), b.subscribe_us.end());
-    std::printf("%10zu %12.3f %14.0f %12.1f %10.0f %12.2f %12.2f %12zu\n", n, f.us_per_record,
-                f.records_per_second, f.matches_per_record, b.bytes_per_sub, clio::bench::percentile(tail, 0.5),
-                clio::bench::percentile(tail, 0.99), b.m->stats().unindexable);
-    if (n == 1000) engine_us[0] = f.us_per_record;
-    if (n == 10000) engine_us[1] = f.us_per_record;
+    const Spread s = spread(us);
+    std::printf("%9zu %8.3f [%.2f-%.2f] %12.1f %10.2f %8.0f %11.2f %11.2f %s\n", n, s.median, s.lo, s.hi, mpr,
+                s.median * 1000 / std::max(mpr, 1e-9), b.bytes_per_sub, clio::bench::percentile(tail, 0.5),
+                clio::bench::percentile(tail, 0.99), every_record_line(*b.m).c_str());
   }
-
   if (only != 0) return 0;
-  // Reference evaluator at 1K and 10K.
-  for (int k = 0; k < 2; ++k) {
-    const size_t n = k == 0 ? 1000 : 10000;
+  for (size_t n : {size_t{1000}, size_t{10000}}) {
+    Built b = build(all, n);
     std::vector<clio::matcher::Query> qs;
     for (size_t i = 0; i < n; ++i) qs.push_back(*clio::matcher::parse(all[i], clio::http_schema()).query);
-    const size_t count = k == 0 ? 2000 : 200;
-    size_t matches = 0;
-    const double us = reference_us_per_record(qs, records, count, matches);
-    std::printf("reference %zu: %.1f us/record (%.1f matches/record); engine is %.0fx faster\n", n, us,
-                static_cast<double>(matches) / static_cast<double>(count), us / engine_us[k]);
+    const size_t ref_count = n == 1000 ? 2000 : 200;
+    std::vector<double> ratio;
+    for (int k = 0; k < rounds; ++k) {
+      const Run ref = run_reference(qs, records, 0, ref_count);
+      run_engine(*b.m, records, 200);  // caches back after the baseline's round
+      const Run eng = run_engine(*b.m, records, 20000);
+      ratio.push_back(ref.us_per_record / eng.us_per_record);
+    }
+    const Spread s = spread(ratio);
+    std::printf("every-query baseline at %zu: the engine is %.0fx faster [%.0f-%.0f]\n", n, s.median, s.lo, s.hi);
   }
-  selective_workload(quick);
-  mixed_workload(records, quick);
   return 0;
+}
+
+// The engine's ids on records [first, first+count) equal the baseline's.
+bool same_ids(const Matcher& m, const std::vector<clio::matcher::Query>& qs, const std::vector<clio::Record>& records,
+              size_t first, size_t count) {
+  std::vector<uint64_t> got, want;
+  for (size_t i = first; i < first + count; ++i) {
+    clio::HttpRecordView view(records[i % records.size()]);
+    got.clear();
+    want.clear();
+    m.match(view, got);
+    for (size_t k = 0; k < qs.size(); ++k) {
+      if (qs[k].matches(view)) want.push_back(k);
+    }
+    std::sort(got.begin(), got.end());
+    if (got != want) {
+      std::fprintf(stderr, "record %zu: engine %zu ids, baseline %zu\n", i, got.size(), want.size());
+      return false;
+    }
+  }
+  return true;
+}
+
+int realistic_workload(bool quick, size_t only, int rounds, bool baseline) {
+  const auto records = clio::bench::realistic_records(20000);
+  const auto queries = clio::bench::realistic_queries(100000);
+  std::printf("== realistic admin mix (bench/realistic_workload.h): %zu queries, %zu records\n", queries.size(),
+              records.size());
+  std::printf("%9s %20s %12s %9s %22s %9s %7s %11s %11s %s\n", "subs", "us/record [range]", "matches/rec",
+              "us/match", "baseline us/rec [x]", "agree", "B/sub", "sub p50 us", "sub p99 us", "every-record");
+  int status = 0;
+  for (size_t n : {size_t{1000}, size_t{10000}, size_t{100000}}) {
+    if (only != 0 && n != only) continue;
+    Built b = build(queries, n, &records);
+    std::vector<clio::matcher::Query> qs;
+    for (size_t i = 0; i < n; ++i) qs.push_back(*clio::matcher::parse(queries[i], clio::http_schema()).query);
+    const size_t count = quick ? 2000 : (n >= 100000 ? 5000 : 20000);
+    const size_t ref_count = std::max<size_t>(10, (quick ? 2000000 : 20000000) / n / 10);
+    run_engine(*b.m, records, 500);  // warm up
+    std::vector<double> eng, ref;
+    double mpr = 0;
+    for (int k = 0; k < rounds; ++k) {
+      run_engine(*b.m, records, 200);  // caches back after the baseline's round
+      const Run e = run_engine(*b.m, records, count);
+      eng.push_back(e.us_per_record);
+      mpr = e.matches_per_record;
+      if (!baseline) continue;  // (for profiling the engine alone)
+      const Run r = run_reference(qs, records, static_cast<size_t>(k) * ref_count, ref_count);
+      ref.push_back(r.us_per_record);
+    }
+    if (!baseline) ref.push_back(0);
+    const bool agree = !baseline || same_ids(*b.m, qs, records, 7000, std::max<size_t>(20, ref_count));
+    if (!agree) status = 1;
+    std::vector<double> tail(b.subscribe_us.end() - static_cast<long>(n / 10), b.subscribe_us.end());
+    const Spread e = spread(eng), r = spread(ref);
+    char base[64];
+    std::snprintf(base, sizeof base, "%.0f [%.0fx]", r.median, r.median / e.median);
+    std::printf("%9zu %8.2f [%.2f-%.2f] %12.2f %9.3f %22s %9s %7.0f %11.2f %11.2f %s\n", n, e.median, e.lo, e.hi,
+                mpr, e.median / std::max(mpr, 1e-9), base, agree ? "yes" : "NO", b.bytes_per_sub,
+                clio::bench::percentile(tail, 0.5), clio::bench::percentile(tail, 0.99),
+                every_record_line(*b.m).c_str());
+  }
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: matcher_bench WORKLOAD_DIR [--quick] [--only N] [--rounds R] [--realistic-only] [--no-baseline]\n");
+    return 2;
+  }
+  bool quick = false, realistic_only = false, baseline = true;
+  size_t only = 0;  // run just this subscription count (for profiling)
+  int rounds = 3;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    if (a == "--realistic-only") realistic_only = true;
+    if (a == "--no-baseline") baseline = false;
+    if (a == "--only" && i + 1 < argc) only = std::stoul(argv[++i]);
+    if (a == "--rounds" && i + 1 < argc) rounds = std::max(1, std::stoi(argv[++i]));
+  }
+  if (!realistic_only) {
+    const int s = shared_workload(argv[1], quick, only, rounds);
+    if (s != 0) return s;
+  }
+  return realistic_workload(quick, only, rounds, baseline);
 }

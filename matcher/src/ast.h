@@ -84,6 +84,12 @@ struct QueryImpl {
   int depth = 0;  // deepest nesting of the tree (bounded by max_nesting)
 };
 
+// The parse tree behind a Query, for the engine. Hidden: query.h names it
+// (a friend), and a shared build exports only the public API.
+struct [[gnu::visibility("hidden")]] QueryAccess {
+  static const QueryImpl& impl(const Query& q) { return q.impl(); }
+};
+
 // Canonical text of one atom.
 void print_atom(const QueryImpl& q, const Atom& a, std::string& out);
 // Evaluates one atom on the value of its source (fields and map keys). The

@@ -157,7 +157,10 @@ void print_num(const Num& n, FieldType type, std::string& out) {
 
 void print_ip(const IpAddr& ip, uint8_t prefix, std::string& out) {
   std::string t = ip.to_string();
-  if (prefix < 128) t += "/" + std::to_string(ip.is_v4() ? prefix - 96 : prefix);
+  if (prefix < 128) {
+    t += '/';
+    t += std::to_string(ip.is_v4() ? prefix - 96 : prefix);
+  }
   print_string(t, out);
 }
 

@@ -67,6 +67,13 @@ Run run(const TempDir& d, const std::string& args, const std::string& stdin_file
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(out), slurp(err)};
 }
 
+// `clio match [FLAGS] --queries q.txt r.jsonl` with these queries and records.
+Run match_queries(const TempDir& d, const std::string& queries, const std::string& records,
+                  const std::string& flags = "") {
+  const std::string q = d.file("q.txt", queries), f = d.file("r.jsonl", records);
+  return run(d, "match " + flags + "--queries " + quote(q) + " " + quote(f));
+}
+
 const char* kRecords =
     R"({"id":1,"method":"GET","path":"/api/a","status_code":200,"wall_time":12,"remote_ip":"10.0.0.1","headers":{"User-Agent":"curl/8"}})"
     "\n"
@@ -119,9 +126,7 @@ TEST_CASE("clio match prints matching records unchanged, from files and stdin") 
 
 TEST_CASE("clio match --queries prints one line per record with sorted query line numbers") {
   TempDir d;
-  const std::string f = d.file("r.jsonl", kRecords);
-  const std::string q = d.file("q.txt", "status = 200\nmethod = GET\nwall > 1s\npath:api\nnot ip:10.0.0.0/8\n");
-  Run r = run(d, "match --queries " + quote(q) + " " + quote(f));
+  Run r = match_queries(d, "status = 200\nmethod = GET\nwall > 1s\npath:api\nnot ip:10.0.0.0/8\n", kRecords);
   CHECK(r.status == 0);
   CHECK(r.out ==
         "{\"record\": 0, \"matches\": [0, 1, 3]}\n"
@@ -131,9 +136,7 @@ TEST_CASE("clio match --queries prints one line per record with sorted query lin
 
 TEST_CASE("clio match --queries reports a bad query line and exits 2") {
   TempDir d;
-  const std::string f = d.file("r.jsonl", kRecords);
-  const std::string q = d.file("q.txt", "status = 200\nstatus = = 1\nmethod = GET\n");
-  Run r = run(d, "match --queries " + quote(q) + " " + quote(f));
+  Run r = match_queries(d, "status = 200\nstatus = = 1\nmethod = GET\n", kRecords);
   CHECK(r.status == 2);
   CHECK(r.out.empty());
   CHECK(r.err.find("q.txt:2 (query 1)") != std::string::npos);
@@ -149,6 +152,42 @@ TEST_CASE("--stats prints one JSON line on stderr") {
     CHECK_MESSAGE(r.err.find(key) != std::string::npos, key);
   }
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
+
+TEST_CASE("--stats counts the subscriptions checked on every record, by reason") {
+  TempDir d;
+  Run r = match_queries(d, "-method:OPTIONS\nstatus:5xx\n-method:OPTIONS\npath ~ \"[0-9]{4}\"\n", kRecords, "--stats ");
+  CHECK(r.status == 0);
+  for (const char* key : {"\"subscriptions\": 4", "\"distinct_queries\": 3", "\"every_record\": 3",
+                          "\"negated_text\": 2", "\"regex_without_literal\": 1"}) {
+    CHECK_MESSAGE(r.err.find(key) != std::string::npos, key << " in " << r.err);
+  }
+}
+
+TEST_CASE("clio match --queries over more records than one batch keeps every record in order") {
+  TempDir d;
+  std::string records;
+  for (int i = 0; i < 2500; ++i) {
+    records += R"({"id":)" + std::to_string(i) + R"(,"method":"GET","path":"/p)" + std::to_string(i % 7) +
+               R"(","status_code":)" + (i % 5 == 0 ? "500" : "200") + "}\n";
+  }
+  Run r = match_queries(d, "path:p3\nstatus:5xx\n", records);
+  CHECK(r.status == 0);
+  std::istringstream lines(r.out);
+  std::string line;
+  int i = 0;
+  while (std::getline(lines, line)) {
+    std::string want = "{\"record\": " + std::to_string(i) + ", \"matches\": [";
+    if (i % 7 == 3) want += i % 5 == 0 ? "0, 1" : "0";
+    else if (i % 5 == 0) want += "1";
+    want += "]}";
+    if (line != want) {
+      FAIL_CHECK(line << " != " << want);
+      break;
+    }
+    ++i;
+  }
+  CHECK(i == 2500);
 }
 
 TEST_CASE("bad records are reported, skipped, and make the exit status 1") {

@@ -139,19 +139,29 @@ TEST_CASE("a query parsed with another schema is refused") {
   CHECK(m.size() == 0);
 }
 
-TEST_CASE("stats count unindexable subscriptions") {
+TEST_CASE("stats count subscriptions checked on every record, by reason") {
+  using clio::matcher::EveryRecordReason;
   Matcher m(http_schema());
   REQUIRE(m.subscribe(1, "status = 200").ok());
-  REQUIRE(m.subscribe(2, "not status = 200").ok());
-  REQUIRE(m.subscribe(3, "-method:OPTIONS").ok());
-  REQUIRE(m.subscribe(4, "path ~ \"^/a\"").ok());
+  REQUIRE(m.subscribe(2, "not status = 200").ok());          // complement of an equality: indexed
+  REQUIRE(m.subscribe(3, "-method:OPTIONS").ok());           // negated substring: every record
+  REQUIRE(m.subscribe(4, "path ~ \"^/api/v1\"").ok());       // the literal "/api/v1": indexed
   REQUIRE(m.subscribe(5, "h.x:abc or status = 3").ok());
+  REQUIRE(m.subscribe(6, "path ~ \"[0-9]{6}\"").ok());       // no literal: an RE2::Set
+  REQUIRE(m.subscribe(7, "-method:OPTIONS").ok());           // the same query again
   auto s = m.stats();
-  CHECK(s.subscriptions == 5);
-  CHECK(s.unindexable == 2);
+  CHECK(s.subscriptions == 7);
+  CHECK(s.distinct_queries == 6);
+  CHECK(s.every_record == 3);
+  CHECK(s.every_record_by_reason[static_cast<size_t>(EveryRecordReason::kNegatedText)] == 2);
+  CHECK(s.every_record_by_reason[static_cast<size_t>(EveryRecordReason::kRegexWithoutLiteral)] == 1);
   CHECK(s.regex_sets == 1);
-  m.unsubscribe(2);
-  CHECK(m.stats().unindexable == 1);
-  m.unsubscribe(4);
+  m.unsubscribe(3);
+  CHECK(m.stats().every_record == 2);
+  CHECK(m.stats().distinct_queries == 6);
+  m.unsubscribe(7);
+  CHECK(m.stats().distinct_queries == 5);
+  m.unsubscribe(6);
   CHECK(m.stats().regex_sets == 0);
+  CHECK(m.stats().every_record == 0);
 }

@@ -21,6 +21,7 @@ namespace clio::matcher {
 
 namespace internal {
 struct QueryImpl;
+struct QueryAccess;
 }  // namespace internal
 
 // Const methods are thread-safe, non-const methods need external
@@ -70,7 +71,7 @@ class Query {
 
  private:
   friend class Parser;
-  friend class Matcher;
+  friend struct internal::QueryAccess;
   const internal::QueryImpl& impl() const { return *impl_; }
   explicit Query(std::shared_ptr<const internal::QueryImpl> impl) : impl_(std::move(impl)) {}
 

@@ -6,10 +6,10 @@ import { startProcess, waitFor } from './harness.mjs';
 
 export const DEMO_BIN = process.env.CLIO_DEMO_BIN;
 
-// Starts clio_demo; resolves to {proc, port, base, console, loginUrl}.
-// `loginUrl` is the one-time login link the demo prints.
-export async function startDemo({ key, db, traffic = 0, port = 0, extraArgs = [] }) {
-  const proc = startProcess(DEMO_BIN, ['--port', String(port), '--db', db, '--traffic', String(traffic), ...extraArgs], {
+// Starts clio_demo (`bin`, default $CLIO_DEMO_BIN); resolves to {proc, port,
+// base, console, loginUrl}. `loginUrl` is the one-time login link the demo prints.
+export async function startDemo({ key, db, traffic = 0, port = 0, extraArgs = [], bin = DEMO_BIN }) {
+  const proc = startProcess(bin, ['--port', String(port), '--db', db, '--traffic', String(traffic), ...extraArgs], {
     readyPattern: /listening on http:\/\/127\.0\.0\.1:(\d+)\//,
     env: { CLIO_ADMIN_KEY: key },
   });
@@ -68,13 +68,15 @@ export function visibleRows(page) {
   }));
 }
 
-// Clicks an export menu item and returns the downloaded text.
-export async function exportText(page, itemId) {
-  const [dl] = await Promise.all([
-    page.waitForEvent('download', { timeout: 15000 }),
-    (async () => { await page.click('#export-btn'); await page.click(`#${itemId}`); })(),
-  ]);
+// Runs `action` (clicks that start a download) and returns the downloaded text.
+export async function downloadText(page, action) {
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15000 }), action()]);
   return readFile(await dl.path(), 'utf8');
+}
+
+// Clicks an export menu item and returns the downloaded text.
+export function exportText(page, itemId) {
+  return downloadText(page, async () => { await page.click('#export-btn'); await page.click(`#${itemId}`); });
 }
 
 // Sends one request to the demo app; resolves to the status.
@@ -84,11 +86,15 @@ export async function hit(base, path, { method = 'GET', headers = {}, body } = {
   return res.status;
 }
 
-// Sends `n` requests, at most `concurrency` at a time.
+// Sends a request for each of `paths` (a path, or {path, method, headers}),
+// at most `concurrency` at a time.
 export async function hitMany(base, paths, concurrency = 8) {
   const queue = paths.slice();
   const workers = Array.from({ length: concurrency }, async () => {
-    while (queue.length) await hit(base, queue.shift());
+    while (queue.length) {
+      const p = queue.shift();
+      await (typeof p === 'string' ? hit(base, p) : hit(base, p.path, p));
+    }
   });
   await Promise.all(workers);
 }

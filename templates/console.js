@@ -232,6 +232,11 @@ function frame(now) {
 
 let lastCounters = '';
 function updateCounters() {
+  const rcEl = $('row-count');
+  const held = String(store.size);
+  const queued = String(store.queued + store.incoming.length);
+  if (rcEl.dataset.held !== held) rcEl.dataset.held = held;
+  if (rcEl.dataset.queued !== queued) rcEl.dataset.queued = queued;
   const n = store.newCount;
   const nc = $('new-count');
   nc.hidden = !store.paused;
@@ -243,9 +248,9 @@ function updateCounters() {
   const key = `${rc}|${[...state.subs.values()].map((s) => countOf(s.id)).join(',')}`;
   if (key === lastCounters) return;
   lastCounters = key;
-  $('row-count').textContent = rc;
-  $('row-count').dataset.rows = String(store.rows.length);
-  $('row-count').dataset.shown = String(store.view.length);
+  rcEl.textContent = rc;
+  rcEl.dataset.rows = String(store.rows.length);
+  rcEl.dataset.shown = String(store.view.length);
   for (const s of state.subs.values()) updateChipCount(s);
 }
 

@@ -14,7 +14,7 @@ import {
 } from './lib/perf.mjs';
 import {
   DEMO_BIN, startDemo, loginWithForm, waitConnected, subscribe, removeChip, chipCount, rowCount, newCount,
-  visibleRows, exportText, downloadText, hit, hitMany, sleep,
+  visibleRows, exportText, downloadText, hit, hitMany, sleep, tableState, waitDrained, fence,
 } from './lib/console.mjs';
 import { recompute, rowsFromCsv, checkGroups } from './lib/groups.mjs';
 import { RowStore } from '../../templates/console-rows.js';
@@ -180,10 +180,19 @@ describe('console with live traffic', { skip }, () => {
     assert.ok(all.some((r) => r.path === '/api/status/503'), 'the request sent from the test is there');
 
     await removeChip(page, id);
+    // A fence: once a request sent after the removal reaches the page, every
+    // match sent before it has too (the channel keeps the order).
+    const fence = await subscribe(page, 'path:/fence-5xx');
+    await hit(demo.base, '/fence-5xx/1');
+    await waitFor(async () => (await chipCount(page, fence)) === 1, { timeoutMs: 15000, what: 'the first fence row' });
+    await waitDrained(page);
     const after = await rowCount(page);
     await hitMany(demo.base, Array(10).fill('/api/status/503'));
-    await sleep(2500);
-    assert.equal(await rowCount(page), after, 'no rows arrive once the subscription is removed');
+    await hit(demo.base, '/fence-5xx/2');
+    await waitFor(async () => (await chipCount(page, fence)) === 2, { timeoutMs: 15000, what: 'the second fence row' });
+    await waitDrained(page);
+    assert.equal(await rowCount(page), after + 1, 'only the fence row arrived: no 5xx row once the subscription is removed');
+    await removeChip(page, fence);
     const list = await page.evaluate(async () => (await fetch('api/subscriptions')).json());
     assert.ok(!list.subscriptions.some((s) => String(s.id) === id), 'the server forgot the subscription');
     assert.ok(!(await page.evaluate(() => location.hash)).includes('5xx'), 'the URL no longer lists it');
@@ -242,8 +251,8 @@ describe('console with live traffic', { skip }, () => {
     const frozen = await rowCount(page);
     await waitFor(async () => (await newCount(page)) >= 20, { timeoutMs: 15000, what: '"N new" to grow' });
     assert.equal(await rowCount(page), frozen, 'the table does not move while paused');
-    const n = await newCount(page);
-    assert.match(await page.textContent('#new-count'), new RegExp(`^${n.toLocaleString('en-US')} new$`));
+    const [n, text] = await page.$eval('#new-count', (e) => [Number(e.dataset.count), e.textContent]);
+    assert.equal(text, `${n.toLocaleString('en-US')} new`, 'the badge shows the count');
     await page.click('#pause');
     await waitFor(async () => (await rowCount(page)) >= frozen + n, { timeoutMs: 5000, what: 'buffered rows to appear' });
     assert.equal(await page.isHidden('#new-count'), true);
@@ -253,8 +262,9 @@ describe('console with live traffic', { skip }, () => {
     for (const el of await page.$$('#chips .chip')) {
       await removeChip(page, await el.getAttribute('data-id'));
     }
-    await sleep(800);
-    const rows = await rowCount(page);
+    await fence(page, demo.base, 'export'); // no match arrives once DELETE returned
+    const { rows, held } = await tableState(page);
+    assert.equal(held, rows, 'not paused: every held row is in the table');
     assert.ok(rows > 20);
     const har = JSON.parse(await exportText(page, 'export-har'));
     assert.equal(har.log.version, '1.2');

@@ -56,6 +56,21 @@ export const chipCount = (page, id) => page.$eval(`#chips .chip[data-id="${id}"]
 export const rowCount = (page) => page.$eval('#row-count', (e) => Number(e.dataset.rows || 0));
 export const newCount = (page) => page.$eval('#new-count', (e) => Number(e.dataset.count || 0));
 
+// The row counts the page last drew, read at once: rows in the table, rows
+// held (with those waiting while paused), rows received but not in either yet.
+export const tableState = (page) => page.$eval('#row-count', (e) => ({
+  rows: Number(e.dataset.rows || 0), held: Number(e.dataset.held || 0), queued: Number(e.dataset.queued || 0),
+}));
+
+// Waits until every row the page has received is in the table (or the pause
+// buffer): nothing queued, nothing between the two.
+export function waitDrained(page, timeoutMs = 15000) {
+  return waitFor(async () => {
+    const s = await tableState(page);
+    return s.queued === 0 && s.held >= s.rows;
+  }, { timeoutMs, what: 'the page to take in every row it received' });
+}
+
 // The cells of the rows currently drawn, as {column: text} objects.
 export function visibleRows(page) {
   return page.$$eval('#table .tr:not([hidden])', (trs) => trs.map((tr) => {
@@ -72,6 +87,17 @@ export function visibleRows(page) {
 export async function downloadText(page, action) {
   const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 15000 }), action()]);
   return readFile(await dl.path(), 'utf8');
+}
+
+// A fence: subscribes to a marker path, requests it and waits for its row,
+// so every match the server sent before has reached the page; then removes
+// the subscription and waits until the page has taken every row in.
+export async function fence(page, base, name) {
+  const id = await subscribe(page, `path:/fence-${name}`);
+  await hit(base, `/fence-${name}/1`);
+  await waitFor(async () => (await chipCount(page, id)) >= 1, { timeoutMs: 15000, what: `the fence row ${name}` });
+  await removeChip(page, id);
+  await waitDrained(page);
 }
 
 // Clicks an export menu item and returns the downloaded text.

@@ -160,8 +160,7 @@ function setPaused(p, auto = false) {
   store.setPaused(p);
   table.follow = !p;
   table.ownScroll = -1; // jump back to the live tail on resume
-  lastDraw = -Infinity;
-  lastGroupsDraw = -Infinity;
+  if (!p) { lastDraw = -Infinity; lastGroupsDraw = -Infinity; } // pausing changes nothing drawn
   const b = $('pause');
   b.setAttribute('aria-pressed', String(p));
   b.textContent = p ? 'Resume' : 'Pause';
@@ -209,17 +208,20 @@ function frame(now) {
   const deadline = t0 + ingestBudget(t0);
   let more = store.ingest(deadline);
   if (!more) more = groupPanel.step(deadline);
-  if (now - lastDraw >= TABLE_INTERVAL_MS) {
+  // Right after an input the frame paints what the input changed, and the
+  // periodic redraws wait (a draw that an input asked for is due at once).
+  const quiet = t0 - lastInput < INPUT_QUIET_MS;
+  if (lastDraw === -Infinity || (!quiet && now - lastDraw >= TABLE_INTERVAL_MS)) {
     lastDraw = now;
     store.flush();
     table.render();
     updateCounters();
   }
-  if (!store.paused && now - lastGroupsDraw >= GROUPS_INTERVAL_MS) {
+  if (!store.paused && (lastGroupsDraw === -Infinity || (!quiet && now - lastGroupsDraw >= GROUPS_INTERVAL_MS))) {
     lastGroupsDraw = now;
     groupPanel.render();
   }
-  if (more) { scheduleFrame(); return; }
+  if (more || (quiet && (store.incoming.length || store.changed))) { scheduleFrame(); return; }
   // Nothing queued: wake up when the next draw is due, if anything waits for it.
   const t = performance.now();
   let wait = Infinity;

@@ -1,6 +1,6 @@
 // console_load: the console page under a firehose, measured in Chromium.
 //
-//   node bench/console_load/console_load.mjs [--demo build/test/examples/demo/clio_demo]...
+//   node bench/console_load/console_load.mjs [--demo [LABEL=]build/test/examples/demo/clio_demo]...
 //        [--runs 3] [--rate 5000] [--seconds 30] [--group path|none] [--paths LIST]
 //
 // Each run starts the real demo server (its own traffic generator off), logs a
@@ -45,7 +45,7 @@ function parseArgs(argv) {
       i++;
       return n;
     };
-    if (k === '--demo') { a.demos.push(v); i++; }
+    if (k === '--demo') { a.demos.push(v); i++; } // [LABEL=]BINARY
     else if (k === '--runs') a.runs = num(1, 50);
     else if (k === '--rate') a.rate = num(1, 50000);
     else if (k === '--seconds') a.seconds = num(5, 600);
@@ -59,7 +59,7 @@ function parseArgs(argv) {
 }
 
 function readUsage() {
-  return 'usage: node bench/console_load/console_load.mjs [--demo BIN]... [--runs N] [--rate R] [--seconds S] [--group KEY|none] [--paths LIST]';
+  return 'usage: node bench/console_load/console_load.mjs [--demo [LABEL=]BIN]... [--runs N] [--rate R] [--seconds S] [--group KEY|none] [--paths LIST]';
 }
 
 // A process's parent and CPU time (user + system, ms), from /proc.
@@ -216,7 +216,8 @@ function summary(label, runs) {
 }
 
 const args = parseArgs(process.argv.slice(2));
-const labels = args.demos.map((d, i) => (args.demos.length > 1 ? `demo${i + 1}` : 'console'));
+const labels = args.demos.map((d, i) => (/^[\w.-]+=/.test(d) ? d.slice(0, d.indexOf('=')) : args.demos.length > 1 ? `demo${i + 1}` : 'console'));
+args.demos = args.demos.map((d) => (/^[\w.-]+=/.test(d) ? d.slice(d.indexOf('=') + 1) : d));
 const results = labels.map(() => []);
 console.log(`console_load: ${args.rate} rows/s for ${args.seconds} s, ${args.runs} run(s) per binary, group-by ${args.group}; ` +
   `${args.demos.map((d, i) => `${labels[i]}=${d}`).join(' ')}`);

@@ -1,7 +1,8 @@
 // Browser tests of the console page against the real clio_demo (CivetWeb app,
-// capture, matcher, channel, console API) and Debian's headless chromium.
+// capture, matcher, channel, console API) and Debian's headless chromium, and
+// the page's row store and group-by in node against a plain recomputation.
 // Set CLIO_SCREENSHOT=path to also save the 1280×800 screenshot of live rows
-// used in the README (docs/screenshot.png).
+// and the group-by panel used in the README (docs/screenshot.png).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -345,7 +346,7 @@ describe('group-by panel', { skip }, () => {
   const QUERY = 'path:/gb/ or path:/api/status/ or path:/api/slow';
   let dir; let demo; let browser; let page; let sent;
   const groupsTotal = () => page.$eval('#groups-info', (e) => Number(e.dataset.total || -1));
-  const groupCsv = () => downloadText(page, () => page.click('#groups-csv'));
+  const groupCsv = () => downloadText(page, () => page.click('#groups-csv'), 'the groups CSV');
   const groupRow = (label) => page.locator('#groups-body tr', { has: page.locator('td.gk', { hasText: new RegExp(`^${label.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`) }) });
   const heldRecords = async () => (await exportText(page, 'export-jsonl')).trim().split('\n').map((l) => JSON.parse(l));
 

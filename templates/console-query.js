@@ -38,6 +38,15 @@ const OPERATOR_HELP = {
   '>': 'greater than', '>=': 'at least', '~': 'matches regex', '!~': 'does not match regex', in: 'one of (…)',
 };
 
+// The server may say how it will match a query (`plan`); a query it must
+// check on every record costs the server more, which the box says quietly.
+// Anything else in `plan`, or no plan, shows nothing.
+export function planWarning(plan) {
+  if (!plan || typeof plan !== 'object' || plan.every_record !== true) return '';
+  const reason = typeof plan.reason === 'string' && plan.reason.trim() ? plan.reason.trim().slice(0, 200) : 'no indexable term';
+  return `checked on every record: ${reason}`;
+}
+
 function loadHistory() {
   try {
     const h = JSON.parse(localStorage.getItem(HISTORY_KEY) || '[]');
@@ -141,7 +150,7 @@ export class QueryBox {
       const res = await this.api.get(`api/check?q=${encodeURIComponent(q)}`, { signal: ctrl.signal });
       if (ctrl.signal.aborted || this.input.value !== q) return;
       this.lastChecked = q;
-      if (res.valid) this.render(q, null, res.normalized);
+      if (res.valid) this.render(q, null, res.normalized, planWarning(res.plan));
       else this.render(q, res.error || { message: 'invalid query' }, null);
     } catch (e) {
       if (e.name !== 'AbortError') this.renderMessage(`cannot check the query: ${e.message}`, true);
@@ -149,8 +158,8 @@ export class QueryBox {
   }
 
   // Shows `error` ({code, offset, length, message, hint}) for query `q`, or
-  // the normalized form when valid.
-  render(q, error, normalized) {
+  // the normalized form when valid (with `warning`, if any, under it).
+  render(q, error, normalized, warning = '') {
     this.wrap.classList.toggle('invalid', !!error);
     this.wrap.classList.toggle('valid', !error && !!normalized);
     this.overlay.replaceChildren();
@@ -168,6 +177,7 @@ export class QueryBox {
     } else if (normalized) {
       this.msg.append(el('span', 'muted', 'valid · '), el('span', 'norm', normalized),
         el('span', 'muted', '  — Enter subscribes'));
+      if (warning) this.msg.append(el('span', 'plan-warn', warning));
     }
   }
 
@@ -264,9 +274,13 @@ export class QueryBox {
     }));
   }
 
+  // Reads the box's font once: a style read on every key would make the
+  // browser recompute the page's styles in the middle of typing.
   caretX(chars) {
-    if (!this.measure) this.measure = document.createElement('canvas').getContext('2d');
-    this.measure.font = getComputedStyle(this.input).font;
+    if (!this.measure) {
+      this.measure = document.createElement('canvas').getContext('2d');
+      this.measure.font = getComputedStyle(this.input).font;
+    }
     const x = 9 + this.measure.measureText(this.input.value.slice(0, chars)).width - this.input.scrollLeft;
     return Math.max(0, Math.min(x, this.input.clientWidth - 240));
   }
@@ -287,7 +301,8 @@ export class QueryBox {
     this.list.style.left = `${x}px`;
     this.list.hidden = false;
     this.input.setAttribute('aria-expanded', 'true');
-    this.highlight();
+    this.list.scrollTop = 0;
+    this.highlight(false);
   }
 
   close() {
@@ -297,10 +312,12 @@ export class QueryBox {
     this.input.removeAttribute('aria-activedescendant');
   }
 
-  highlight() {
+  highlight(scroll = true) {
     [...this.list.children].forEach((li, i) => li.setAttribute('aria-selected', String(i === this.active)));
     const li = this.list.children[this.active];
-    if (li) { li.scrollIntoView({ block: 'nearest' }); this.input.setAttribute('aria-activedescendant', li.id); }
+    if (!li) return;
+    if (scroll) li.scrollIntoView({ block: 'nearest' });
+    this.input.setAttribute('aria-activedescendant', li.id);
   }
 
   accept(i) {

@@ -1,201 +1,15 @@
-// The live table: a bounded row store and a virtualised view of it.
-//
-// RowStore keeps up to `cap` rows (default 100,000) deduplicated by record id,
-// in arrival order or sorted by a column; while paused, new rows wait in a
-// buffer ("N new") and the view does not move. VirtualTable draws only the
-// rows in sight (a small pool of row elements, reused), so the DOM stays
-// small however many rows are held. Cells are filled with textContent only.
+// The live table: a virtualised view of a RowStore (console-rows.js).
+// VirtualTable draws only the rows in sight (a small pool of row elements,
+// reused), so the DOM stays small however many rows are held. Cells are
+// filled with textContent only.
 //
 //   const store = new RowStore({ cap: 100000 });
 //   const table = new VirtualTable(document.getElementById('table'), store, { onSelect });
-//   store.receive([{ subscriptions: [3], record }]);   // from the channel
-//   requestAnimationFrame(() => { store.flush(); table.render(); });
+//   store.enqueue(items);                                // from the channel
+//   requestAnimationFrame(() => { store.ingest(performance.now() + 4); store.flush(); table.render(); });
 
-import { el, fmtTime, fmtMs, fmtBytes, colourOf } from './console-util.js';
-
-const str = (v) => (v === undefined || v === null ? '' : String(v));
-const num = (v) => (Number.isFinite(v) ? v : -Infinity);
-
-// Every column the table knows. `get` gives the sort key, `text` the cell text.
-export const COLUMNS = [
-  { key: 'time', title: 'Time', width: '114px', get: (r) => num(r.time), text: (r) => fmtTime(r.time) },
-  { key: 'method', title: 'Method', width: '76px', get: (r) => str(r.method), text: (r) => str(r.method) },
-  { key: 'path', title: 'Path', width: 'minmax(240px, 3fr)', get: (r) => str(r.path),
-    text: (r) => (r.query ? `${str(r.path)}?${str(r.query)}` : str(r.path)) },
-  { key: 'status', title: 'Status', width: '66px', num: true, get: (r) => num(r.status_code), text: (r) => str(r.status_code),
-    cls: (r) => { const c = Math.floor(r.status_code / 100); return c >= 1 && c <= 5 ? `st${c}` : ''; } },
-  { key: 'wall', title: 'Wall', width: '78px', num: true, get: (r) => num(r.wall_time), text: (r) => fmtMs(r.wall_time) },
-  { key: 'cpu', title: 'CPU', width: '74px', num: true, get: (r) => num(r.cpu_time), text: (r) => fmtMs(r.cpu_time) },
-  { key: 'bytes', title: 'Bytes', width: '78px', num: true, get: (r) => num(r.response_bytes), text: (r) => fmtBytes(r.response_bytes) },
-  { key: 'client', title: 'Client', width: '118px', get: (r) => str(r.remote_ip), text: (r) => str(r.remote_ip) },
-  { key: 'ua', title: 'User agent', width: 'minmax(140px, 2fr)', get: (r) => str(r.user_agent), text: (r) => str(r.user_agent) },
-  { key: 'subs', title: 'Matched', width: '82px', get: null, text: null },
-  { key: 'host', title: 'Host', width: '140px', get: (r) => str(r.host), text: (r) => str(r.host) },
-  { key: 'referer', title: 'Referer', width: '180px', get: (r) => str(r.referer), text: (r) => str(r.referer) },
-  { key: 'version', title: 'HTTP', width: '48px', get: (r) => str(r.http_version), text: (r) => str(r.http_version) },
-  { key: 'req_bytes', title: 'Req bytes', width: '84px', num: true, get: (r) => num(r.request_bytes), text: (r) => fmtBytes(r.request_bytes) },
-  { key: 'id', title: 'ID', width: '84px', num: true, get: (r) => num(r.id), text: (r) => str(r.id) },
-];
-export const COLUMN_BY_KEY = new Map(COLUMNS.map((c) => [c.key, c]));
-export const DEFAULT_COLUMNS = ['time', 'method', 'path', 'status', 'wall', 'cpu', 'bytes', 'client', 'ua', 'subs'];
-
-// Rows of the page. Owned by the page's main thread (single-threaded JS).
-export class RowStore {
-  constructor({ cap = 100000 } = {}) {
-    this.cap = cap;
-    this.rows = [];        // shown rows, in view order
-    this.pending = [];     // rows received while paused, arrival order
-    this.incoming = [];    // rows received since the last flush
-    this.byId = new Map(); // record id -> entry, for every held row
-    this.seq = 0;
-    this.paused = false;
-    this.sort = null;      // {key, dir: 1 | -1} or null for arrival order
-    this.evicted = 0;      // rows discarded because of the cap
-    this.changed = true;   // the view needs a render
-    this.onEvict = null;   // (countRemovedBeforeView) => void, to keep the scroll anchored
-    this.filter = null;    // (entry) => bool: whether a new row is shown at all
-    this.onMatch = null;   // (record, newSubscriptionIds) => void, for counts and charts
-  }
-
-  get size() { return this.rows.length + this.pending.length + this.incoming.length; }
-  get newCount() { return this.pending.length + (this.paused ? this.incoming.length : 0); }
-
-  // Adds channel items ({subscriptions, record}). A record already held only
-  // gains the new subscription ids. Returns how many rows are new.
-  receive(items) {
-    let added = 0;
-    for (const it of items) {
-      const r = it && it.record;
-      if (!r || typeof r !== 'object') continue;
-      const subs = Array.isArray(it.subscriptions) ? it.subscriptions : [];
-      const id = r.id;
-      const old = id !== undefined ? this.byId.get(id) : undefined;
-      if (old) {
-        let grew = false;
-        const more = subs.filter((s) => !old.subs.includes(s));
-        if (more.length) {
-          for (const s of more) old.subs.push(s);
-          old.ver++;
-          this.changed = true;
-          this.onMatch?.(old.r, more);
-        }
-        continue;
-      }
-      const e = { r, subs: subs.slice(), seq: ++this.seq, ver: 0 };
-      this.onMatch?.(r, e.subs);
-      if (this.filter && !this.filter(e)) continue;
-      if (id !== undefined) this.byId.set(id, e);
-      this.incoming.push(e);
-      added++;
-    }
-    return added;
-  }
-
-  // Moves received rows into the view (or the pause buffer) and applies the cap.
-  flush() {
-    if (this.incoming.length) {
-      if (this.paused) {
-        for (const e of this.incoming) this.pending.push(e);
-      } else {
-        this.merge(this.incoming);
-      }
-      this.incoming = [];
-      this.changed = true;
-    }
-    this.enforceCap();
-  }
-
-  merge(batch) {
-    if (!this.sort) {
-      for (const e of batch) this.rows.push(e);
-      return;
-    }
-    const cmp = this.comparator();
-    batch.sort(cmp);
-    const a = this.rows;
-    const out = new Array(a.length + batch.length);
-    let i = 0; let j = 0; let k = 0;
-    while (i < a.length && j < batch.length) out[k++] = cmp(a[i], batch[j]) <= 0 ? a[i++] : batch[j++];
-    while (i < a.length) out[k++] = a[i++];
-    while (j < batch.length) out[k++] = batch[j++];
-    this.rows = out;
-  }
-
-  comparator() {
-    const { key, dir } = this.sort;
-    const get = COLUMN_BY_KEY.get(key).get;
-    return (x, y) => {
-      const a = get(x.r); const b = get(y.r);
-      if (a < b) return -dir;
-      if (a > b) return dir;
-      return x.seq - y.seq;
-    };
-  }
-
-  // Drops the oldest rows once the store holds more than `cap` (down to 99%
-  // of it, so the cost is paid in chunks).
-  enforceCap() {
-    const total = this.rows.length + this.pending.length;
-    if (total <= this.cap) return;
-    const remove = total - Math.floor(this.cap * 0.99);
-    this.evicted += remove;
-    this.changed = true;
-    // The oldest rows are in `rows` (pending ones arrived later).
-    const fromRows = Math.min(remove, this.rows.length);
-    if (fromRows > 0 && !this.sort) {
-      for (let i = 0; i < fromRows; i++) this.byId.delete(this.rows[i].r.id);
-      this.rows.splice(0, fromRows);
-      this.onEvict?.(fromRows);
-    } else if (fromRows > 0) {
-      const seqs = Float64Array.from(this.rows, (e) => e.seq).sort();
-      const cutoff = seqs[fromRows - 1];
-      this.rows = this.rows.filter((e) => {
-        if (e.seq > cutoff) return true;
-        this.byId.delete(e.r.id);
-        return false;
-      });
-    }
-    const fromPending = remove - fromRows;
-    if (fromPending > 0) {
-      for (let i = 0; i < fromPending; i++) this.byId.delete(this.pending[i].r.id);
-      this.pending.splice(0, fromPending);
-    }
-  }
-
-  setPaused(p) {
-    if (this.paused === p) return;
-    this.paused = p;
-    if (!p) {
-      const buffered = this.pending;
-      this.pending = [];
-      this.merge(buffered);
-      this.flush();
-    }
-    this.changed = true;
-  }
-
-  setSort(sort) {
-    this.sort = sort && COLUMN_BY_KEY.get(sort.key)?.get ? sort : null;
-    if (this.sort) this.rows.sort(this.comparator());
-    else this.rows.sort((a, b) => a.seq - b.seq);
-    this.changed = true;
-  }
-
-  clear() {
-    this.rows = [];
-    this.pending = [];
-    this.incoming = [];
-    this.byId.clear();
-    this.changed = true;
-  }
-
-  // Every held row in arrival order (for export).
-  all() {
-    const out = this.rows.concat(this.pending, this.incoming);
-    if (this.sort) out.sort((a, b) => a.seq - b.seq);
-    return out;
-  }
-}
+import { el, colourOf } from './console-util.js';
+import { COLUMN_BY_KEY, DEFAULT_COLUMNS } from './console-rows.js';
 
 // The virtualised view. Owned by the page's main thread.
 export class VirtualTable {
@@ -357,7 +171,7 @@ export class VirtualTable {
     const store = this.store;
     if (!store.changed) return;
     store.changed = false;
-    const rows = store.rows;
+    const rows = store.view;
     const h = rows.length * this.rowH;
     const viewH = this.viewH || (this.viewH = this.root.clientHeight);
     const maxTop = Math.max(0, this.rowH + h - viewH); // the header is one row high
@@ -406,7 +220,7 @@ export class VirtualTable {
   }
 
   moveSelection(delta) {
-    const rows = this.store.rows;
+    const rows = this.store.view;
     if (!rows.length) return;
     let i = this.selected ? rows.indexOf(this.selected) : -1;
     i = i < 0 ? (delta > 0 ? 0 : rows.length - 1) : Math.min(rows.length - 1, Math.max(0, i + delta));

@@ -1,15 +1,25 @@
 // The Clio console page: wires the query box, the subscription chips, the
-// live table, the charts and the row detail to the console HTTP API and the
-// channel. Served under the console prefix (default /_clio/), which the page
-// derives from its own URL. Record values reach the DOM only as text.
+// live table, the group-by panel, the charts and the row detail to the
+// console HTTP API and the channel. Served under the console prefix (default
+// /_clio/), which the page derives from its own URL. Record values reach the
+// DOM only as text.
+//
+// Work per frame is bounded: the channel's items are queued as they arrive
+// and taken in by the frame loop in time slices (INGEST_BUDGET_MS a frame,
+// the rest carried to the next), the table is redrawn at most every
+// TABLE_INTERVAL_MS, the group-by panel every GROUPS_INTERVAL_MS and the
+// charts once a second. Frames right after an input take in less and draw
+// first, so pause, scrolling and typing answer before ingestion.
 //
 // The view lives in the URL fragment so it can be bookmarked and shared:
-//   #sub=status:5xx&sub=wall+%3E+200ms&cols=time,method,path,status&sort=wall:desc
+//   #sub=status:5xx&sub=wall+%3E+200ms&cols=time,method,path,status&sort=wall:desc&group=path
 // The client id lives in sessionStorage, so a reload resumes the same
 // server-side subscriptions instead of creating new ones.
 
 import { Api, ApiError, el, prefixFromLocation, colourOf, fmtInt, fmtMs, fmtBytes, download, stamp, copyText } from './console-util.js';
-import { RowStore, VirtualTable, COLUMNS, COLUMN_BY_KEY, DEFAULT_COLUMNS } from './console-table.js';
+import { RowStore, COLUMNS, COLUMN_BY_KEY, DEFAULT_COLUMNS } from './console-rows.js';
+import { VirtualTable } from './console-table.js';
+import { GroupPanel } from './console-group-panel.js';
 import { Charts } from './console-chart.js';
 import { QueryBox } from './console-query.js';
 import { toJsonLines, toHar, toCurl } from './console-export.js';
@@ -38,6 +48,7 @@ const state = {
   sock: null,
   worker: null,           // or the worker that runs it
   conn: { state: 'connecting', retryAt: 0 },
+  colsChosen: false,      // the user (or the URL) chose the columns
 };
 
 // ---------------------------------------------------------------- URL state
@@ -51,6 +62,8 @@ function readHash() {
     cols: cols.length ? cols : DEFAULT_COLUMNS.slice(),
     sort: COLUMN_BY_KEY.get(sk)?.get ? { key: sk, dir: sd === 'asc' ? 1 : -1 } : null,
     charts: p.get('charts') !== '0',
+    group: p.get('group') || '',
+    colsChosen: cols.length > 0,
   };
 }
 
@@ -61,6 +74,7 @@ function writeHash() {
   if (table.columns.join(',') !== DEFAULT_COLUMNS.join(',')) p.set('cols', table.columns.join(','));
   if (store.sort) p.set('sort', `${store.sort.key}:${store.sort.dir > 0 ? 'asc' : 'desc'}`);
   if ($('charts').hidden) p.set('charts', '0');
+  if (groupPanel.key) p.set('group', groupPanel.key);
   const h = p.toString().replace(/%2C/gi, ',').replace(/%3A/gi, ':');
   history.replaceState(null, '', h ? `#${h}` : location.pathname + location.search);
 }
@@ -69,7 +83,7 @@ function writeHash() {
 
 const table = new VirtualTable($('table'), store, {
   onSelect: (e) => showDetail(e),
-  onColumnsChange: (cols) => { table.setColumns(cols); buildColumnsMenu(); writeHash(); },
+  onColumnsChange: (cols) => { state.colsChosen = true; table.setColumns(cols); buildColumnsMenu(); writeHash(); },
   onSortChange: (sort) => {
     store.setSort(sort);
     table.buildHead();
@@ -98,12 +112,55 @@ store.onMatch = (r, ids) => {
 };
 const countOf = (id) => state.counts.get(id) || 0;
 
+const groupPanel = new GroupPanel($('groups'), store, {
+  onNarrow: (label, pred) => setNarrow(label, pred),
+  onSubscribe: (q) => createSub(q),
+  onKeyChange: (key) => {
+    $('groups-toggle').setAttribute('aria-pressed', String(!!key));
+    if (!key) setNarrow(null, null);
+    lastGroupsDraw = -Infinity;
+    writeHash();
+    scheduleFrame();
+  },
+});
+// The instance column appears by itself once rows come from two instances,
+// unless the columns were chosen.
+const instances = new Set();
+store.onAdd = (e) => {
+  groupPanel.add(e);
+  const inst = e.r.instance;
+  if (inst === undefined || instances.size > 1 || instances.has(inst)) return;
+  instances.add(inst);
+  if (instances.size > 1 && !state.colsChosen && !table.columns.includes('instance')) {
+    const cols = table.columns.slice();
+    cols.splice(Math.max(0, cols.indexOf('client') + 1), 0, 'instance');
+    table.setColumns(cols);
+    buildColumnsMenu();
+  }
+};
+store.onRemove = (e) => groupPanel.remove(e);
+
+// Narrows the table to the rows `pred` keeps (a group of the panel), or
+// shows all rows again.
+function setNarrow(label, pred) {
+  if (!pred) groupPanel.clearNarrow();
+  store.setNarrow(pred);
+  const b = $('narrow');
+  b.hidden = !pred;
+  b.textContent = pred ? `only ${label} ✕` : '';
+  b.title = pred ? 'Showing only this group\'s rows. Click to show all rows.' : '';
+  table.ownScroll = -1;
+  lastDraw = -Infinity;
+  updateCounters();
+  scheduleFrame();
+}
+
 function setPaused(p, auto = false) {
   state.autoPaused = p && auto;
   store.setPaused(p);
   table.follow = !p;
   table.ownScroll = -1; // jump back to the live tail on resume
-  lastDraw = -Infinity;
+  if (!p) { lastDraw = -Infinity; lastGroupsDraw = -Infinity; } // pausing changes nothing drawn
   const b = $('pause');
   b.setAttribute('aria-pressed', String(p));
   b.textContent = p ? 'Resume' : 'Pause';
@@ -111,50 +168,91 @@ function setPaused(p, auto = false) {
   scheduleFrame();
 }
 
-// Rows are moved into the store on every animation frame, but the table is
-// redrawn at most every TABLE_INTERVAL_MS while rows stream in: at thousands
-// of rows per second every redraw replaces every visible row, and ten redraws
-// a second read the same while costing a sixth of sixty. User actions (scroll,
-// selection, pause) redraw at once.
+// The frame loop. Each frame takes in queued rows for INGEST_BUDGET_MS (more
+// when a backlog builds up, less right after an input), then draws what is
+// due: the table at most every TABLE_INTERVAL_MS (at thousands of rows per
+// second every redraw replaces every visible row, and ten a second read the
+// same as sixty), the group-by panel every GROUPS_INTERVAL_MS. User actions
+// (scroll, selection, pause) redraw the table at once.
+const INGEST_BUDGET_MS = 4;
+const MAX_BUDGET_MS = 10;        // with a backlog of BACKLOG_ROWS or more
+const BACKLOG_ROWS = 20000;
+const INPUT_BUDGET_MS = 1;       // in frames within INPUT_QUIET_MS of an input
+const INPUT_QUIET_MS = 150;
 const TABLE_INTERVAL_MS = 100;
+const GROUPS_INTERVAL_MS = 500;
 let framePending = false;
 let timerPending = false;
 let lastDraw = -Infinity;
+let lastGroupsDraw = -Infinity;
+let lastInput = -Infinity;
+for (const type of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
+  window.addEventListener(type, () => { lastInput = performance.now(); }, { capture: true, passive: true });
+}
+
 function scheduleFrame() {
-  if (framePending || timerPending) return;
+  if (framePending) return;
   framePending = true;
   requestAnimationFrame(frame);
 }
 
+function ingestBudget(t0) {
+  if (t0 - lastInput < INPUT_QUIET_MS) return INPUT_BUDGET_MS;
+  const backlog = store.queued + (groupPanel.pendingRows ? groupPanel.pendingRows.length - groupPanel.pendingPos : 0);
+  return INGEST_BUDGET_MS + (MAX_BUDGET_MS - INGEST_BUDGET_MS) * Math.min(1, backlog / BACKLOG_ROWS);
+}
+
 function frame(now) {
   framePending = false;
-  store.flush();
-  const wait = TABLE_INTERVAL_MS - (now - lastDraw);
-  if (wait > 0 && store.changed) {
-    timerPending = true;
-    setTimeout(() => { timerPending = false; scheduleFrame(); }, wait);
-    return;
+  const t0 = performance.now();
+  const deadline = t0 + ingestBudget(t0);
+  let more = store.ingest(deadline);
+  if (!more) more = groupPanel.step(deadline);
+  // Right after an input the frame paints what the input changed, and the
+  // periodic redraws wait (a draw that an input asked for is due at once).
+  const quiet = t0 - lastInput < INPUT_QUIET_MS;
+  if (lastDraw === -Infinity || (!quiet && now - lastDraw >= TABLE_INTERVAL_MS)) {
+    lastDraw = now;
+    store.flush();
+    table.render();
+    updateCounters();
   }
-  lastDraw = now;
-  table.render();
-  updateCounters();
+  if (!store.paused && (lastGroupsDraw === -Infinity || (!quiet && now - lastGroupsDraw >= GROUPS_INTERVAL_MS))) {
+    lastGroupsDraw = now;
+    groupPanel.render();
+  }
+  if (more || (quiet && (store.incoming.length || store.changed))) { scheduleFrame(); return; }
+  // Nothing queued: wake up when the next draw is due, if anything waits for it.
+  const t = performance.now();
+  let wait = Infinity;
+  if (store.incoming.length || store.changed) wait = TABLE_INTERVAL_MS - (t - lastDraw);
+  if (groupPanel.stale && !store.paused) wait = Math.min(wait, GROUPS_INTERVAL_MS - (t - lastGroupsDraw));
+  if (wait === Infinity || timerPending) return;
+  timerPending = true;
+  setTimeout(() => { timerPending = false; scheduleFrame(); }, Math.max(0, wait));
 }
 
 let lastCounters = '';
 function updateCounters() {
+  const rcEl = $('row-count');
+  const held = String(store.size);
+  const queued = String(store.queued + store.incoming.length);
+  if (rcEl.dataset.held !== held) rcEl.dataset.held = held;
+  if (rcEl.dataset.queued !== queued) rcEl.dataset.queued = queued;
   const n = store.newCount;
   const nc = $('new-count');
   nc.hidden = !store.paused;
   const newText = `${fmtInt(n)} new`;
   if (nc.textContent !== newText) nc.textContent = newText;
   nc.dataset.count = String(n);
-  let rc = `${fmtInt(store.rows.length)} rows`;
+  let rc = store.narrow ? `${fmtInt(store.view.length)} of ${fmtInt(store.rows.length)} rows` : `${fmtInt(store.rows.length)} rows`;
   if (store.evicted) rc += ` · ${fmtInt(store.evicted)} older rows discarded (limit ${fmtInt(store.cap)})`;
   const key = `${rc}|${[...state.subs.values()].map((s) => countOf(s.id)).join(',')}`;
   if (key === lastCounters) return;
   lastCounters = key;
-  $('row-count').textContent = rc;
-  $('row-count').dataset.rows = String(store.rows.length);
+  rcEl.textContent = rc;
+  rcEl.dataset.rows = String(store.rows.length);
+  rcEl.dataset.shown = String(store.view.length);
   for (const s of state.subs.values()) updateChipCount(s);
 }
 
@@ -328,8 +426,12 @@ function channelUrl() {
 // What the channel reports, wherever it runs.
 const channelEvents = {
   items(items) {
-    store.receive(items);
-    if (document.hidden && store.incoming.length > 2000) store.flush(); // no frames in a hidden tab
+    store.enqueue(items);
+    if (document.hidden) { // no frames in a hidden tab, and nobody waiting for one
+      store.ingest();
+      if (store.incoming.length > 2000) store.flush();
+      return;
+    }
     scheduleFrame();
   },
   message: (msg) => onConsoleMessage(msg),
@@ -573,7 +675,7 @@ function buildColumnsMenu() {
     cb.checked = table.columns.includes(key);
     cb.addEventListener('change', () => {
       const cols = cb.checked ? order.filter((k) => k === key || table.columns.includes(k)) : table.columns.filter((k) => k !== key);
-      if (cols.length) { table.setColumns(cols); writeHash(); }
+      if (cols.length) { state.colsChosen = true; table.setColumns(cols); writeHash(); }
       buildColumnsMenu();
     });
     label.append(cb, document.createTextNode(c.title));
@@ -583,6 +685,7 @@ function buildColumnsMenu() {
       const j = i + d;
       if (i < 0 || j < 0 || j >= cols.length) return;
       [cols[i], cols[j]] = [cols[j], cols[i]];
+      state.colsChosen = true;
       table.setColumns(cols);
       buildColumnsMenu();
       writeHash();
@@ -619,7 +722,11 @@ function closeMenus() {
   for (const b of document.querySelectorAll('[aria-haspopup="true"]')) b.setAttribute('aria-expanded', 'false');
 }
 
-function records() { return store.all().map((e) => e.r); }
+// The rows an export holds: those the table shows when narrowed, else all held.
+function records() {
+  const rows = store.narrow ? store.all().filter(store.narrow) : store.all();
+  return rows.map((e) => e.r);
+}
 
 const queryBox = new QueryBox({
   input: $('q'),
@@ -639,9 +746,16 @@ function wireControls() {
   $('clear').addEventListener('click', () => {
     store.clear();
     store.evicted = 0;
+    groupPanel.reset();
     if (detailEntry) closeDetail();
     scheduleFrame();
   });
+  $('groups-toggle').addEventListener('click', () => {
+    if (groupPanel.key) groupPanel.close(); else groupPanel.open('path');
+    scheduleFrame();
+  });
+  $('groups-close').addEventListener('click', () => groupPanel.close());
+  $('narrow').addEventListener('click', () => setNarrow(null, null));
   $('charts-toggle').addEventListener('click', () => {
     const hide = !$('charts').hidden;
     $('charts').hidden = hide;
@@ -704,7 +818,9 @@ async function start() {
   $('charts').hidden = !view.charts;
   $('charts-toggle').setAttribute('aria-pressed', String(view.charts));
   store.setSort(view.sort);
+  state.colsChosen = view.colsChosen;
   table.setColumns(view.cols);
+  if (view.group) groupPanel.open(view.group);
   buildColumnsMenu();
   wireControls();
   // A view pasted into this tab's address bar: load it (the page's own URL

@@ -264,12 +264,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "clio_chat: cannot listen on %s:%ld\n", listen.c_str(), port);
     return 1;
   }
-  mg_set_request_handler(ctx, "/", handle, &chat);
   if (auto st = chat.channel().mount(ctx, kChannelPath); !st.ok()) {
     std::fprintf(stderr, "clio_chat: %s\n", st.message().c_str());
     mg_stop(ctx);
     return 1;
   }
+  // After the channel's handlers: CivetWeb tries prefix patterns in the order they were set.
+  mg_set_request_handler(ctx, "/", handle, &chat);
   mg_server_port ports[2];
   const int bound = mg_get_server_ports(ctx, 2, ports) > 0 ? ports[0].port : static_cast<int>(port);
   std::printf("listening on http://%s:%d/\n", listen.c_str(), bound);

@@ -209,6 +209,69 @@ describe('channel JS client', { skip: SERVER_BIN ? false : 'CLIO_CHANNEL_TEST_SE
     assert.deepEqual(await page.evaluate(() => window.log.got), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
+  // Opens a socket that records its handlers in order into window.log.events.
+  async function openRecorded(token, options) {
+    await page.evaluate(({ tok, opts }) => {
+      const o = { ...opts };
+      if (o.refreshWith) {
+        const how = o.refreshWith;
+        delete o.refreshWith;
+        o.refreshToken = async () => {
+          window.log.refreshes++;
+          if (how === 'throw') throw new Error('the app refused the refresh');
+          return how;  // a token string
+        };
+      }
+      window.log.events = [];
+      window.socket = new clio.Channel(tok, o).open({
+        onopen: () => window.log.events.push('open'),
+        onerror: (e) => window.log.events.push('error:' + e.code),
+        onclose: () => window.log.events.push('close'),
+        onstatechange: (e) => window.log.states.push(e.state),
+      });
+    }, { tok: token, opts: options });
+  }
+
+  it('gives up with onerror then onclose when there is no channel at its path', async () => {
+    await freshPage();
+    const { token } = await post(`${ctl}/token?client_id=js-nopath`);
+    await openRecorded(token, { path: '/no-channel-here' });
+    await page.waitForFunction(() => window.log.events.includes('close'), null, { timeout: 15000 });
+    const before = await (await fetch(`${ctl}/stats`)).json();
+    await sleep(1500);  // no retry follows
+    const log = await page.evaluate(() => window.log);
+    assert.deepEqual(log.events, ['error:404', 'close']);
+    assert.equal(log.states[log.states.length - 1], 'closed');
+    assert.equal(await page.evaluate(() => window.socket.state), 'closed');
+    assert.equal((await (await fetch(`${ctl}/stats`)).json()).sessions, before.sessions);
+  });
+
+  it('gives up with onerror then onclose when the server refuses its token and it cannot get another', async () => {
+    for (const refreshWith of [undefined, 'throw']) {
+      await freshPage();
+      const id = `js-refused-${refreshWith ?? 'none'}`;
+      const { token } = await post(`${ctl}/token?client_id=${id}`);
+      await post(`${ctl}/disconnect?client_id=${id}&reason=revoke`);  // every older token is refused
+      await openRecorded(token, refreshWith ? { refreshWith } : {});
+      await page.waitForFunction(() => window.log.events.includes('close'), null, { timeout: 15000 });
+      const log = await page.evaluate(() => window.log);
+      assert.deepEqual(log.events, ['error:401', 'close'], `refreshToken: ${refreshWith}`);
+      assert.equal(log.refreshes, refreshWith ? 1 : 0);
+    }
+  });
+
+  it('a refused token that refreshToken replaces connects', async () => {
+    await freshPage();
+    const { token } = await post(`${ctl}/token?client_id=js-replaced`);
+    await post(`${ctl}/disconnect?client_id=js-replaced&reason=revoke`);
+    const fresh = (await post(`${ctl}/token?client_id=js-replaced`)).token;
+    await openRecorded(token, { refreshWith: fresh });
+    await page.waitForFunction(() => window.log.events.includes('open'), null, { timeout: 15000 });
+    await post(`${ctl}/send?client_id=js-replaced&count=1`);
+    assert.deepEqual(await page.evaluate(() => window.log.events), ['open']);
+    assert.equal(await page.evaluate(() => window.log.refreshes), 1);
+  });
+
   it('sock.close() closes for good', async () => {
     await freshPage();
     const { token } = await post(`${ctl}/token?client_id=js-close`);

@@ -74,6 +74,7 @@ struct Session {
   // Constant after construction.
   std::string client_id;
   mg_connection* conn = nullptr;
+  uint64_t admitted = 0;  // order in which upgrades were accepted: the later one wins
 
   // Guarded by ChannelService::Impl::mu_.
   std::deque<Control> control;
@@ -164,6 +165,7 @@ class ChannelService::Impl {
  private:
   struct Pending {
     const mg_connection* conn = nullptr;
+    uint64_t admitted = 0;  // order of on_connect
     TokenClaims claims;
     protocol::Offer offer;
   };
@@ -226,6 +228,7 @@ class ChannelService::Impl {
   std::unordered_map<const mg_connection*, Clock::time_point> admitting_;
   std::map<std::string, int64_t> revoked_;  // client id -> revoked at (unix ms)
   uint64_t next_state_base_ = 1;
+  uint64_t admissions_ = 0;
   std::deque<Event> events_;
   std::condition_variable event_cv_;
   std::condition_variable sessions_cv_;  // signalled when a session closes

@@ -99,8 +99,9 @@ int ChannelService::Impl::on_connect(const mg_connection* c) {
       return 1;
   }
   admitting_[c] = Clock::now();
+  ++stats_.upgrades;
   // connect and ready run back to back on this worker thread.
-  pending_ = Pending{c, std::move(*claims), std::move(*offer)};
+  pending_ = Pending{c, ++admissions_, std::move(*claims), std::move(*offer)};
   return 0;
 }
 
@@ -160,6 +161,7 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
   auto s = std::make_shared<Session>();
   s->client_id = p.claims.client_id;
   s->conn = conn;
+  s->admitted = p.admitted;
   s->expires_at = p.claims.expires_at;
   s->last_recv = s->last_send = Clock::now();
   {
@@ -172,16 +174,23 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
       auto it = clients_.find(s->client_id);
       ClientState& c = it == clients_.end() ? new_client_locked(s->client_id) : it->second;
       c.last_active = Clock::now();
-      if (c.session) {
-        close_locked(*c.session, proto::kSuperseded, "superseded by a newer connection");
+      if (c.session && c.session->admitted > s->admitted) {
+        // A later upgrade for this id got here first (worker threads race
+        // between handshake and ready): this older one is superseded.
+        close_locked(*s, proto::kSuperseded, "superseded by a newer connection");
         ++stats_.superseded;
       } else {
-        events_.push_back(Event{true, s->client_id});
-        event_cv_.notify_one();
+        if (c.session) {
+          close_locked(*c.session, proto::kSuperseded, "superseded by a newer connection");
+          ++stats_.superseded;
+        } else {
+          events_.push_back(Event{true, s->client_id});
+          event_cv_.notify_one();
+        }
+        prune_ring_locked(c, Clock::now());  // to the replay bounds: no live session now
+        c.session = s;
+        start_session_locked(*s, c, p.offer);
       }
-      prune_ring_locked(c, Clock::now());  // to the replay bounds: no live session now
-      c.session = s;
-      start_session_locked(*s, c, p.offer);
     }
   }
   s->sender = std::thread([this, s] { sender_loop(s); });

@@ -160,9 +160,13 @@ TEST_CASE("chaos: 50 abrupt disconnects at random points; each message arrives o
                                               "clio-resume." + c.epoch + "." + std::to_string(c.last_seq)};
       c.ws.drop(/*reset=*/kind == 1 || kind == 3);
       if (kind == 2) {
-        // FIN right after the upgrade request, before any reply.
+        // FIN right after the upgrade request, before any reply. The
+        // reconnect below must come after the server took this one in (the
+        // later accepted upgrade wins), as a browser's retry would.
+        const uint64_t seen = s.svc.stats().upgrades + s.svc.stats().auth_failures;
         WsClient w;
         (void)w.connect(s.port, "/channel", offer, {}, 0.0);
+        (void)eventually([&] { return s.svc.stats().upgrades + s.svc.stats().auth_failures > seen; }, 5);
       } else if (kind == 3) {
         // RST after the 101, before reading the welcome and the replay.
         WsClient w;

@@ -150,7 +150,9 @@ struct ChannelStats : MessageCounts {
   uint64_t frames_sent = 0;      // frames written to sockets (all kinds)
   uint64_t gaps_reported = 0;    // gap notices written or queued (a loss may be
                                  // announced again if the client missed the notice)
-  uint64_t superseded = 0;       // sessions replaced by a newer connection
+  uint64_t upgrades = 0;         // upgrades accepted (answered 101)
+  uint64_t superseded = 0;       // sessions replaced by a newer connection: the one
+                                 // whose upgrade was accepted later wins
   uint64_t auth_failures = 0;    // upgrades refused with 401
   uint64_t refused_full = 0;     // upgrades refused with 503: session_limit reached
   uint64_t stalled_closed = 0;   // sessions closed as too slow (close code 4101)

@@ -10,15 +10,20 @@
 //   sock.onstatechange = (e) => status(e.state, e.retryInMs);
 //   sock.close();
 //
-// Options of new clio.Channel(token, options):
+// Where it connects: `url` if given; otherwise `path` resolved against
+// `server`, or else against the URL this script was loaded from, so a page
+// that loads the script from the channel's server (even from another origin)
+// finds its endpoint. Options of new clio.Channel(token, options):
 //   url           WebSocket URL, absolute (ws:, wss:, http:, https:) or a path
-//                 on this origin. Default: options.path on this origin.
-//   path          default '/_clio/channel', or the data-channel-path
-//                 attribute of this script's <script> tag.
+//                 on this page's origin.
+//   server        the channel server's base URL, e.g. 'https://chat.example'.
+//   path          default: the data-channel-path attribute of this script's
+//                 <script> tag, else the path of the service that served the
+//                 script (ChannelService::client_script), else '/_clio/channel'.
 //   refreshToken  async () => new token string. Called before the token
-//                 expires (in-band refresh, no reconnect) and when a
-//                 connection attempt fails before opening. Without it, the
-//                 socket closes (onerror, then onclose) when the token expires.
+//                 expires (in-band refresh, no reconnect), and when the server
+//                 refuses the token. Without it, the socket closes (onerror,
+//                 then onclose) when the token expires or is refused.
 //
 // Socket handlers (in open({...}) or as properties): onopen() once, when first
 // connected; onmessage({data}) with the app's message string; onerror({code,
@@ -26,6 +31,13 @@
 // n messages lost (null: unknown, after a server restart);
 // onstatechange({state, retryInMs}) with state 'connecting' | 'open' |
 // 'reconnecting' | 'closed'.
+//
+// Giving up: after a connection attempt fails before opening, the client asks
+// the endpoint why (a POST probe, PROTOCOL.md section 2). No channel there
+// (404), or a token the server refuses that refreshToken cannot replace, ends
+// the socket with onerror then onclose, as the App Engine client did. A
+// network failure, a busy server (503) or an answer it cannot read means
+// retry with backoff.
 (function (global) {
   'use strict';
 
@@ -33,16 +45,49 @@
   const BACKOFF_FIRST_MS = 250;
   const BACKOFF_CAP_MS = 5000;
   const CONNECT_TIMEOUT_MS = 10000;
+  const PROBE_TIMEOUT_MS = 5000;
+  // The channel path of the service that served this file, filled in by
+  // ChannelService::client_script(); empty in the file as stored.
+  const SERVED_PATH = '' /* clio:served-path */;
   const script = global.document && global.document.currentScript;
-  const DEFAULT_PATH = (script && script.dataset && script.dataset.channelPath) || '/_clio/channel';
+  const SCRIPT_URL = (script && script.src) || '';
+  const ATTR_PATH = (script && script.dataset && script.dataset.channelPath) || '';
 
   function resolveUrl(options) {
-    const loc = global.location;
-    const raw = options.url || options.path || DEFAULT_PATH;
-    const u = new URL(raw, loc ? loc.href : undefined);
+    const page = global.location ? global.location.href : undefined;
+    const u = options.url
+      ? new URL(options.url, page)
+      : new URL(options.path || ATTR_PATH || SERVED_PATH || '/_clio/channel', options.server || SCRIPT_URL || page);
     if (u.protocol === 'http:') u.protocol = 'ws:';
     if (u.protocol === 'https:') u.protocol = 'wss:';
     return u.href;
+  }
+
+  // Asks the channel endpoint whether `token` would be accepted now (the
+  // browser hides why an upgrade failed). Resolves to 'ok', 'token' (refused,
+  // with .why), 'missing' (no channel at that URL), 'busy', or 'unknown'.
+  async function probe(wsUrl, token) {
+    const url = new URL(wsUrl);
+    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+    const abort = typeof AbortController === 'function' ? new AbortController() : null;
+    const timer = abort && setTimeout(() => abort.abort(), PROBE_TIMEOUT_MS);
+    try {
+      const r = await fetch(url.href, {
+        method: 'POST', body: token, cache: 'no-store', headers: { 'Content-Type': 'text/plain' },
+        signal: abort ? abort.signal : undefined,
+      });
+      if (r.status === 404) return { verdict: 'missing', why: 'no channel endpoint at ' + url.href };
+      let j = null;
+      try { j = await r.json(); } catch (e) { /* not a channel answer */ }
+      if (!j || j.t !== 'probe') return { verdict: 'unknown' };
+      if (j.ok) return { verdict: 'ok' };
+      if (r.status === 401) return { verdict: 'token', why: String(j.error || 'token refused') };
+      return { verdict: r.status === 503 ? 'busy' : 'unknown', why: String(j.error || '') };
+    } catch (e) {
+      return { verdict: 'unknown' };  // unreachable: a network failure, for now
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
   }
 
   // Calls a handler without letting its exception break the socket's state.
@@ -85,6 +130,9 @@
       this._heartbeatTimeoutMs = 35000;
       this._lastRecv = 0;
       this._refreshing = null;
+      this._refreshError = '';
+      this._probes = 0;               // probes started (only the latest counts)
+      this._refusedAfterRefresh = false;
       this._onWake = () => this._wake();
       this._onVisible = () => { if (!global.document || global.document.visibilityState === 'visible') this._wake(); };
       if (global.addEventListener) global.addEventListener('online', this._onWake);
@@ -123,8 +171,7 @@
       try {
         ws = new WebSocket(this._url, protocols);
       } catch (e) {
-        fire(this.onerror, this, { code: 0, description: String(e && e.message || e) });
-        this._finish(null);
+        this._fail(0, String(e && e.message || e));
         return;
       }
       this._ws = ws;
@@ -193,6 +240,7 @@
       this._clearTimer('connect');
       this._welcomed = true;
       this._attempt = 0;
+      this._refusedAfterRefresh = false;
       this.epoch = f.epoch;
       this.lastSeq = f.seq;
       this._heartbeatMs = f.heartbeat_ms || this._heartbeatMs;
@@ -221,6 +269,8 @@
       this._timers.refresh = setTimeout(() => this._refreshInBand(), delayS * 1000);
     }
 
+    // Gets a new token from the app; false (with the reason in
+    // this._refreshError) when it cannot.
     async _newToken() {
       const fn = this._channel.options.refreshToken;
       if (typeof fn !== 'function') return false;
@@ -232,8 +282,9 @@
               this._token = t;
               return true;
             }
+            this._refreshError = 'refreshToken gave no token';
           } catch (e) {
-            fire(this.onerror, this, { code: 0, description: 'refreshToken failed: ' + (e && e.message || e) });
+            this._refreshError = 'refreshToken failed: ' + (e && e.message || e);
           }
           return false;
         })();
@@ -243,7 +294,11 @@
     }
 
     async _refreshInBand() {
-      if (await this._newToken()) this._send({ t: 'refresh', token: this._token });
+      if (await this._newToken()) {
+        this._send({ t: 'refresh', token: this._token });
+      } else {
+        fire(this.onerror, this, { code: 0, description: this._refreshError });
+      }
     }
 
     _onClose(code, reason) {
@@ -253,8 +308,7 @@
       const openedThisTime = this._welcomed;
       this._welcomed = false;
       if (isFinal(code)) {
-        fire(this.onerror, this, { code, description: reason || 'closed by the server' });
-        this._finish(code);
+        this._fail(code, reason || 'closed by the server');
         return;
       }
       const hasRefresh = typeof this._channel.options.refreshToken === 'function';
@@ -262,22 +316,59 @@
           (this.expiresAt && Date.now() / 1000 + (this._clockSkew || 0) >= this.expiresAt);
       if (expired && !hasRefresh) {
         // Like App Engine: an expired token ends the socket.
-        fire(this.onerror, this, { code: CLOSE_TOKEN_EXPIRED, description: 'token expired' });
-        this._finish(code);
+        this._fail(CLOSE_TOKEN_EXPIRED, 'token expired');
         return;
       }
-      // A refused or failed attempt may be a stale token: get a fresh one
-      // (when the app can), then retry with jittered backoff.
-      const needToken = expired || (!openedThisTime && hasRefresh);
+      if (openedThisTime || expired) {
+        this._retry(code === CLOSE_TOKEN_EXPIRED ? 0 : null, expired);
+        return;
+      }
+      // The attempt failed before opening: ask the endpoint why.
+      const asked = ++this._probes;
+      probe(this._url, this._token).then(async (p) => {
+        if (this._closed || asked !== this._probes) return;
+        if (p.verdict === 'missing') {
+          this._fail(404, p.why);
+        } else if (p.verdict === 'token') {
+          // Refused: only a new token can help, and only if the server takes it.
+          if (!hasRefresh) return this._fail(401, 'token refused: ' + p.why);
+          if (this._refusedAfterRefresh) return this._fail(401, 'token refused after a refresh: ' + p.why);
+          if (!(await this._newToken())) {
+            if (!this._closed) this._fail(401, 'token refused: ' + p.why + '; ' + this._refreshError);
+            return;
+          }
+          this._refusedAfterRefresh = true;
+          this._retry(0, false);
+        } else {
+          // Reachable with a good token, busy, or unknown: retry. An unknown
+          // answer may hide a stale token, so get a fresh one if the app can
+          // (its failure is not final here).
+          const stale = p.verdict === 'unknown' && hasRefresh;
+          this._retry(null, stale);
+        }
+      });
+    }
+
+    // Retries after `delayMs` (null: jittered exponential backoff), getting
+    // a new token first when `needToken`.
+    _retry(delayMs, needToken) {
       const base = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * Math.pow(2, this._attempt));
-      const delay = code === CLOSE_TOKEN_EXPIRED ? 0 : Math.round(base * (0.5 + Math.random() * 0.5));
+      const delay = delayMs !== null ? delayMs : Math.round(base * (0.5 + Math.random() * 0.5));
       this._attempt++;
       this._setState('reconnecting', delay);
       this._timers.retry = setTimeout(async () => {
         delete this._timers.retry;
-        if (needToken) await this._newToken();
-        this._connect();
+        if (needToken && !(await this._newToken())) {
+          fire(this.onerror, this, { code: 0, description: this._refreshError });
+        }
+        if (!this._closed) this._connect();
       }, delay);
+    }
+
+    // Gives up for good: onerror, then onclose.
+    _fail(code, description) {
+      fire(this.onerror, this, { code, description });
+      this._finish(code);
     }
 
     // The page came back online or visible: retry now instead of waiting.

@@ -31,7 +31,7 @@ constexpr const char* kServeUsage =
     "  --bind ADDR      IPv4 address to listen on (default 127.0.0.1; put a TLS proxy in front)\n"
     "  --db PATH        SQLite database: subscriptions, recent records, log position (default clio-console.db)\n"
     "  --prefix PATH    where the console lives (default /_clio/)\n"
-    "  --threads N      CivetWeb worker threads: one per open console tab, plus HTTP (default 64)\n"
+    "  --threads N      CivetWeb worker threads: one per open console tab, plus 8 kept for HTTP (default 64)\n"
     "  --jsonl PATH     also write every record as a JSON line ('-' = stdout)\n"
     "environment: CLIO_ADMIN_KEY fixes the admin key (else one is generated and kept in the db)\n";
 
@@ -77,7 +77,7 @@ int cmd_serve(const std::vector<std::string>& args) {
     } else if (k == "--prefix") {
       hub.prefix = v;
     } else if (k == "--threads") {
-      if (!parse_int(v, 4, 1024, threads)) return serve_usage("bad thread count '" + v + "' (4..1024)");
+      if (!parse_int(v, 16, 1024, threads)) return serve_usage("bad thread count '" + v + "' (16..1024)");
     } else if (k == "--jsonl") {
       hub.jsonl_path = v;
     } else {

@@ -28,7 +28,7 @@ void send_matches(channel::ChannelService& channel, const std::string& client_id
       ++i;
     }
     msg += "]}";
-    if (channel.send_message(client_id, std::move(msg)) == channel::SendResult::kQueued) {
+    if (channel::accepted(channel.send_message(client_id, std::move(msg)))) {
       counters.delivered.fetch_add(pairs, std::memory_order_relaxed);
     } else {
       counters.dropped.fetch_add(pairs, std::memory_order_relaxed);

@@ -241,9 +241,6 @@ int HttpApi::route(mg_connection* conn) {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
     return metrics(conn);
   }
-  if (r == "channel") {
-    return send_error(conn, 400, "websocket_only", "the channel endpoint accepts WebSocket upgrades only");
-  }
   if (get) {
     // Assets by their exact (case-sensitive) name.
     std::string_view path = ri->local_uri;

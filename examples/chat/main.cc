@@ -2,13 +2,23 @@
 // Clio channel alone. `clio_chat --port 0` prints the URL it listens on.
 //
 //   GET  /            the page (uses goog.appengine.Channel, shows text only)
-//   GET  /channel.js  the channel client
+//   GET  /channel.js, /_ah/channel/jsapi   the channel client, which finds
+//                     this server's channel even from a page on another origin
 //   GET|POST /login   -> {"client_id", "token", "expires_at", "refresh_key", "users"}
 //   POST /token       form client_id, refresh_key -> {"token", "expires_at"}
-//   POST /post        form client_id, value; everyone connected receives
-//                     {"message": {"value", "client_id", "datetime"}}
-//   WebSocket /channel  the channel; on every connect and disconnect everyone
-//                     connected receives {"users": [{"client_id": ...}, ...]}
+//   POST /post        form client_id, value; every logged-in user receives
+//                     {"message": {"value", "client_id", "datetime"}}, also one
+//                     that is reconnecting (the channel keeps it for them)
+//   WebSocket /channel  the channel; on every connect and disconnect every
+//                     logged-in user receives {"users": [{"client_id": ...}, ...]}
+//                     listing those connected
+//
+// A user stays logged in until the channel forgets their client id (away for
+// longer than its replay window). --cors ORIGIN answers /login, /token and
+// /post for pages on ORIGIN ('*' for any), as the App Engine chat did.
+// --threads N sets CivetWeb's worker threads: the channel admits N - 8
+// sessions (one thread each) and answers the next with 503, so plain HTTP
+// keeps 8 threads.
 #include <civetweb.h>
 #include <signal.h>
 
@@ -27,7 +37,6 @@
 #include <nlohmann/json.hpp>
 
 #include "clio/channel/channel.h"
-#include "clio/templates/assets.h"
 #include "page.h"
 
 namespace {
@@ -66,8 +75,10 @@ std::string utc_now_iso() {
   return std::string(buf) + frac;
 }
 
-int reply(mg_connection* c, int status, const char* type, const std::string& body) {
+// `cors`: the origin allowed to read the answer (Access-Control-Allow-Origin), if any.
+int reply(mg_connection* c, int status, const char* type, const std::string& body, const std::string& cors = {}) {
   mg_response_header_start(c, status);
+  if (!cors.empty()) mg_response_header_add(c, "Access-Control-Allow-Origin", cors.c_str(), -1);
   mg_response_header_add(c, "Content-Type", type, -1);
   mg_response_header_add(c, "Cache-Control", "no-store", -1);
   mg_response_header_add(c, "X-Content-Type-Options", "nosniff", -1);
@@ -77,12 +88,12 @@ int reply(mg_connection* c, int status, const char* type, const std::string& bod
   return status;
 }
 
-int reply_json(mg_connection* c, int status, const nlohmann::json& j) {
-  return reply(c, status, "application/json", j.dump());
+int reply_json(mg_connection* c, int status, const nlohmann::json& j, const std::string& cors = {}) {
+  return reply(c, status, "application/json", j.dump(), cors);
 }
 
-int reply_error(mg_connection* c, int status, const std::string& message) {
-  return reply_json(c, status, {{"error", message}});
+int reply_error(mg_connection* c, int status, const std::string& message, const std::string& cors = {}) {
+  return reply_json(c, status, {{"error", message}}, cors);
 }
 
 // The request body (bounded) or query string, for form fields.
@@ -109,9 +120,9 @@ bool form_field(const std::string& form, const char* name, std::string* out) {
 // room: logged-in users (with their token refresh keys) and the channel.
 class Chat {
  public:
-  explicit Chat(std::chrono::seconds token_duration)
-      : token_duration_(token_duration),
-        channel_(make_options()) {}
+  // `cors`: the origin whose pages may use /login, /token and /post, or empty.
+  Chat(std::chrono::seconds token_duration, std::string cors)
+      : token_duration_(token_duration), cors_(std::move(cors)), channel_(make_options()) {}
 
   clio::channel::ChannelService& channel() { return channel_; }
 
@@ -119,44 +130,58 @@ class Chat {
     const std::string id = random_id(16);
     const std::string key = random_id(16);
     auto tok = channel_.create_channel(id, token_duration_);
-    if (!tok.ok()) return reply_error(c, 503, tok.status().message());
+    if (!tok.ok()) return reply_error(c, 503, tok.status().message(), cors_);
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (users_.size() >= kMaxUsers) evict_locked();
       users_[id] = key;
     }
-    return reply_json(c, 200, {{"client_id", id}, {"token", tok->token}, {"expires_at", tok->expires_at},
-                               {"refresh_key", key}, {"users", users_json()["users"]}});
+    return reply_json(c, 200,
+                      {{"client_id", id}, {"token", tok->token}, {"expires_at", tok->expires_at},
+                               {"refresh_key", key}, {"users", users_json()["users"]}},
+                      cors_);
   }
 
   int token(mg_connection* c) {
     const std::string form = form_data(c);
     std::string id, key;
     if (!form_field(form, "client_id", &id) || !form_field(form, "refresh_key", &key)) {
-      return reply_error(c, 400, "form fields client_id and refresh_key are required");
+      return reply_error(c, 400, "form fields client_id and refresh_key are required", cors_);
     }
-    if (!known(id, &key)) return reply_error(c, 403, "unknown client_id or refresh_key");
+    if (!known(id, &key)) return reply_error(c, 403, "unknown client_id or refresh_key", cors_);
     auto tok = channel_.create_channel(id, token_duration_);
-    if (!tok.ok()) return reply_error(c, 503, tok.status().message());
-    return reply_json(c, 200, {{"token", tok->token}, {"expires_at", tok->expires_at}});
+    if (!tok.ok()) return reply_error(c, 503, tok.status().message(), cors_);
+    return reply_json(c, 200, {{"token", tok->token}, {"expires_at", tok->expires_at}}, cors_);
   }
 
   int post(mg_connection* c) {
     const std::string form = form_data(c);
     std::string id, value;
     if (!form_field(form, "client_id", &id) || !form_field(form, "value", &value)) {
-      return reply_error(c, 400, "form fields client_id and value are required");
+      return reply_error(c, 400, "form fields client_id and value are required", cors_);
     }
-    if (value.size() > kMaxValueBytes) return reply_error(c, 413, "value is longer than 4000 bytes");
-    if (!known(id, nullptr)) return reply_error(c, 403, "unknown client_id: log in first");
+    if (value.size() > kMaxValueBytes) return reply_error(c, 413, "value is longer than 4000 bytes", cors_);
+    if (!known(id, nullptr)) return reply_error(c, 403, "unknown client_id: log in first", cors_);
     const nlohmann::json msg = {{"message", {{"value", value}, {"client_id", id}, {"datetime", utc_now_iso()}}}};
     const std::string text = msg.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     broadcast(text);
-    return reply(c, 200, "application/json", text);
+    return reply(c, 200, "application/json", text, cors_);
   }
 
+  // Sends `text` to every logged-in user, connected or not: the channel keeps
+  // it for a user who is reconnecting. A user the channel has forgotten
+  // (away for longer than its replay window) is logged out.
   void broadcast(const std::string& text) {
-    for (const std::string& id : channel_.connected_clients()) channel_.send_message(id, text);
+    std::vector<std::string> ids, gone;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      for (const auto& [id, key] : users_) ids.push_back(id);
+    }
+    for (const std::string& id : ids) {
+      if (channel_.send_message(id, text) == clio::channel::SendResult::kNoSuchClient) gone.push_back(id);
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const std::string& id : gone) users_.erase(id);
   }
 
  private:
@@ -187,6 +212,7 @@ class Chat {
   }
 
   const std::chrono::seconds token_duration_;
+  const std::string cors_;
   std::mutex mu_;
   std::map<std::string, std::string> users_;  // client id -> refresh key; guarded by mu_
   clio::channel::ChannelService channel_;     // last: its callbacks use the members above
@@ -198,15 +224,10 @@ int handle(mg_connection* c, void* cbdata) {
   const std::string uri = ri->local_uri ? ri->local_uri : "";
   const std::string method = ri->request_method ? ri->request_method : "";
   if (uri == "/" && (method == "GET" || method == "HEAD")) return reply(c, 200, "text/html; charset=utf-8", kPage);
-  if (uri == "/channel.js" && method == "GET") {
-    const auto* a = clio::templates::find_asset("channel.js");
-    if (!a) return reply_error(c, 500, "channel.js is not embedded");
-    return reply(c, 200, std::string(a->content_type).c_str(), std::string(a->data));
-  }
   if (uri == "/login" && (method == "GET" || method == "POST")) return chat->login(c);
   if (uri == "/token" && method == "POST") return chat->token(c);
   if (uri == "/post" && method == "POST") return chat->post(c);
-  if (uri == "/" || uri == "/channel.js" || uri == "/login" || uri == "/token" || uri == "/post") {
+  if (uri == "/" || uri == "/login" || uri == "/token" || uri == "/post") {
     return reply_error(c, 405, "method not allowed");
   }
   return reply_error(c, 404, "not found");
@@ -214,9 +235,12 @@ int handle(mg_connection* c, void* cbdata) {
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: clio_chat [--port N] [--listen ADDR] [--token-seconds S]\n"
+               "usage: clio_chat [--port N] [--listen ADDR] [--threads N] [--cors ORIGIN] [--token-seconds S]\n"
                "  --port N           port (default 8080; 0 picks a free one)\n"
                "  --listen ADDR      IPv4 address to bind (default 127.0.0.1)\n"
+               "  --threads N        CivetWeb worker threads (default 64): N - 8 chat sessions,\n"
+               "                     one thread each; 8 stay for HTTP\n"
+               "  --cors ORIGIN      let pages on ORIGIN ('*': any) use /login, /token, /post\n"
                "  --token-seconds S  channel token lifetime (default 7200)\n");
 }
 
@@ -225,35 +249,47 @@ void usage(std::FILE* out) {
 int main(int argc, char** argv) {
   long port = 8080;
   long token_seconds = 7200;
+  long threads = 64;
   std::string listen = "127.0.0.1";
+  std::string cors;
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "--help" || k == "-h") {
       usage(stdout);
       return 0;
     }
-    if (i + 1 >= argc || (k != "--port" && k != "--listen" && k != "--token-seconds")) {
+    const bool known = k == "--port" || k == "--listen" || k == "--token-seconds" || k == "--threads" || k == "--cors";
+    if (i + 1 >= argc || !known) {
       usage(stderr);
       return 2;
     }
     const char* v = argv[++i];
-    if (k == "--listen") {
-      listen = v;
+    if (k == "--listen" || k == "--cors") {
+      (k == "--listen" ? listen : cors) = v;
       continue;
     }
     char* end;
     const long n = std::strtol(v, &end, 10);
-    if (*end || n < 0 || (k == "--port" && n > 65535) || (k == "--token-seconds" && n < 1)) {
-      std::fprintf(stderr, "clio_chat: bad value for %s: '%s'\n", k.c_str(), v);
+    const bool bad = *end || n < 0 || (k == "--port" && n > 65535) || (k == "--token-seconds" && n < 1) ||
+                     (k == "--threads" && (n < 9 || n > 10000));
+    if (bad) {
+      std::fprintf(stderr, "clio_chat: bad value for %s: '%s'%s\n", k.c_str(), v,
+                   k == "--threads" ? " (9 to 10000: 8 threads stay for HTTP)" : "");
       return 2;
     }
-    (k == "--port" ? port : token_seconds) = n;
+    (k == "--port" ? port : k == "--threads" ? threads : token_seconds) = n;
   }
 
   mg_init_library(0);
-  Chat chat{std::chrono::seconds(token_seconds)};
+  Chat chat{std::chrono::seconds(token_seconds), cors};
   std::vector<std::string> opts = {"listening_ports", listen + ":" + std::to_string(port),
-                                   "num_threads", "64"};
+                                   "num_threads", std::to_string(threads)};
+  if (cors.empty()) {
+    opts.insert(opts.end(), {"access_control_allow_methods", ""});  // CivetWeb answers no preflight
+  } else {
+    opts.insert(opts.end(), {"access_control_allow_origin", cors, "access_control_allow_methods", "GET, POST",
+                             "access_control_allow_headers", "Content-Type"});
+  }
   clio::channel::append_recommended_civetweb_options(opts);
   std::vector<const char*> ptrs;
   for (const auto& s : opts) ptrs.push_back(s.c_str());
@@ -264,15 +300,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "clio_chat: cannot listen on %s:%ld\n", listen.c_str(), port);
     return 1;
   }
+  clio::Status st = chat.channel().mount(ctx, kChannelPath);
+  // The client script at the App Engine path too, so pages written for it load it unchanged.
+  if (st.ok()) st = chat.channel().serve_client(ctx, "/channel.js");
+  if (st.ok()) st = chat.channel().serve_client(ctx, "/_ah/channel/jsapi");
+  // After the channel's handlers: CivetWeb tries prefix patterns in the order they were set.
   mg_set_request_handler(ctx, "/", handle, &chat);
-  if (auto st = chat.channel().mount(ctx, kChannelPath); !st.ok()) {
+  if (!st.ok()) {
     std::fprintf(stderr, "clio_chat: %s\n", st.message().c_str());
+    chat.channel().shutdown();
     mg_stop(ctx);
     return 1;
   }
   mg_server_port ports[2];
   const int bound = mg_get_server_ports(ctx, 2, ports) > 0 ? ports[0].port : static_cast<int>(port);
-  std::printf("listening on http://%s:%d/\n", listen.c_str(), bound);
+  std::printf("listening on http://%s:%d/ (up to %zu chat sessions on %ld threads)\n", listen.c_str(), bound,
+              chat.channel().session_limit(), threads);
   std::fflush(stdout);
 
   signal(SIGINT, stop_handler);

@@ -42,7 +42,7 @@ constexpr const char kPage[] = R"HTML(<!doctype html>
   <input id="message" autocomplete="off" maxlength="2000" placeholder="Say something">
   <button type="submit">Send</button>
 </form>
-<script src="/channel.js" data-channel-path="/channel"></script>
+<script src="/channel.js"></script>
 <script>
 'use strict';
 let token = null, client_id = null, refresh_key = null, socket = null;

@@ -5,8 +5,11 @@
 
 #include <civetweb.h>
 
+#include <doctest/doctest.h>
+
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +24,8 @@ namespace clio::channel::testing {
 // with the channel mounted. Not copyable.
 class Server {
  public:
+  // `civet` options follow the defaults here, so they win (CivetWeb keeps the
+  // last value of an option given twice).
   explicit Server(ChannelOptions o, std::vector<std::string> civet = {}) : svc(std::move(o)) {
     std::vector<std::string> opts = {"listening_ports", "127.0.0.1:0", "num_threads", "24",
                                      "websocket_timeout_ms", "300", "request_timeout_ms", "3000"};
@@ -53,6 +58,31 @@ class Server {
   int port = 0;
   Status mounted = Status::Internal("not started");
 };
+
+// A token for `id` (the test fails if there is none).
+inline std::string token_for(Server& s, const std::string& id, std::chrono::seconds d = std::chrono::hours(1)) {
+  auto t = s.svc.create_channel(id, d);
+  REQUIRE(t.ok());
+  return t->token;
+}
+
+// The HTTP status of an upgrade offering `offer`.
+inline int upgrade_status(int port, const std::vector<std::string>& offer) {
+  test::WsClient ws;
+  REQUIRE(ws.connect(port, "/channel", offer).ok());
+  return ws.status();
+}
+
+// Waits until `pred` holds, up to `seconds`; its last value.
+template <typename Pred>
+bool eventually(Pred pred, double seconds = 10) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
 
 // Options with short timings so the suite runs fast.
 inline ChannelOptions fast_options() {

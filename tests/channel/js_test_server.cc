@@ -6,7 +6,8 @@
 // Prints "listening on http://127.0.0.1:PROXY/ control http://127.0.0.1:BACKEND/".
 // The page is loaded through the proxy; the test drives the server through
 // the control (backend) port:
-//   GET  /                 a blank page loading /channel.js
+//   GET  /                 a blank page loading /channel.js (served by the channel,
+//                          so it finds /channel on the origin it came from)
 //   POST /token?client_id=X&seconds=N   -> {"token", "expires_at"}
 //   POST /send?client_id=X&count=N      sends {"n":k} for the next N values of k
 //   POST /drop             severs every proxied connection -> {"dropped": n}
@@ -36,7 +37,6 @@
 #include <nlohmann/json.hpp>
 
 #include "clio/channel/channel.h"
-#include "clio/templates/assets.h"
 
 namespace {
 
@@ -192,12 +192,7 @@ int handle(mg_connection* c, void* cbdata) {
   if (uri == "/") {
     return reply(c, 200, "text/html; charset=utf-8",
                  "<!doctype html><meta charset=utf-8><title>channel test</title>"
-                 "<script src=\"/channel.js\" data-channel-path=\"/channel\"></script>");
-  }
-  if (uri == "/channel.js") {
-    const auto* a = clio::templates::find_asset("channel.js");
-    return a ? reply(c, 200, "text/javascript; charset=utf-8", std::string(a->data))
-             : reply(c, 500, "text/plain", "missing asset");
+                 "<script src=\"/channel.js\"></script>");
   }
   if (uri == "/token") {
     const std::string seconds = query_var(c, "seconds");
@@ -265,8 +260,8 @@ int main() {
   app.channel = &channel;
   Proxy proxy(ports[0].port);
   app.proxy = &proxy;
-  mg_set_request_handler(ctx, "/", handle, &app);
-  if (!channel.mount(ctx, "/channel").ok()) return 1;
+  if (!channel.mount(ctx, "/channel").ok() || !channel.serve_client(ctx, "/channel.js").ok()) return 1;
+  mg_set_request_handler(ctx, "/", handle, &app);  // after the channel's: the first matching prefix wins
   std::printf("listening on http://127.0.0.1:%d/ control http://127.0.0.1:%d/\n", proxy.port(), ports[0].port);
   std::fflush(stdout);
   signal(SIGINT, on_signal);

@@ -22,32 +22,9 @@ using ch::testing::fast_options;
 using clio::test::WsClient;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-std::string token_for(Server& s, const std::string& id, std::chrono::seconds d = std::chrono::hours(1)) {
-  auto t = s.svc.create_channel(id, d);
-  REQUIRE(t.ok());
-  return t->token;
-}
-
-int upgrade_status(int port, const std::vector<std::string>& offer) {
-  WsClient ws;
-  REQUIRE(ws.connect(port, "/channel", offer).ok());
-  return ws.status();
-}
-
-// Waits until `pred` holds, up to `seconds`.
-template <typename Pred>
-bool eventually(Pred pred, double seconds = 10) {
-  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
-
-}  // namespace
+using ch::testing::eventually;
+using ch::testing::token_for;
+using ch::testing::upgrade_status;
 
 TEST_CASE("a good token upgrades and gets a welcome naming the epoch and client") {
   Server s(fast_options());
@@ -149,7 +126,9 @@ TEST_CASE("send results: unknown client, and dropped after shutdown") {
   Server s(fast_options());
   CHECK(s.svc.send_message("nobody", "x") == SendResult::kNoSuchClient);
   token_for(s, "known");
-  CHECK(s.svc.send_message("known", "kept for later") == SendResult::kQueued);
+  CHECK(s.svc.send_message("known", "kept for later") == SendResult::kKept);
+  CHECK(ch::accepted(SendResult::kKept));
+  CHECK_FALSE(ch::accepted(SendResult::kNoSuchClient));
   s.svc.shutdown();
   CHECK(s.svc.send_message("known", "x") == SendResult::kDropped);
   CHECK(std::string(ch::to_string(SendResult::kDropped)) == "dropped");
@@ -158,7 +137,7 @@ TEST_CASE("send results: unknown client, and dropped after shutdown") {
 TEST_CASE("messages sent before the first connect are delivered on connect") {
   Server s(fast_options());
   const std::string tok = token_for(s, "early");
-  for (int i = 0; i < 5; ++i) CHECK(s.svc.send_message("early", "m" + std::to_string(i)) == SendResult::kQueued);
+  for (int i = 0; i < 5; ++i) CHECK(s.svc.send_message("early", "m" + std::to_string(i)) == SendResult::kKept);
   Client c;
   REQUIRE(c.connect(s.port, tok).ok());
   for (int i = 0; i < 5; ++i) {
@@ -275,7 +254,7 @@ TEST_CASE("a resume beyond the replay window reports the exact gap") {
   const uint64_t seen = c.last_seq;
   c.ws.drop();
   REQUIRE(eventually([&] { return !s.svc.is_connected("late"); }));
-  for (int i = 0; i < 30; ++i) CHECK(s.svc.send_message("late", "b" + std::to_string(i)) == SendResult::kQueued);
+  for (int i = 0; i < 30; ++i) CHECK(s.svc.send_message("late", "b" + std::to_string(i)) == SendResult::kKept);
   REQUIRE(c.connect(s.port, tok).ok());
   auto first = c.next(5);
   REQUIRE(first.ok());
@@ -427,6 +406,7 @@ TEST_CASE("a client that stops reading does not delay another client's messages"
 TEST_CASE("overflow drops the oldest messages and tells the client how many") {
   auto o = fast_options();
   o.max_queue_bytes = 64 * 1024;
+  o.replay_max_messages = 16;  // overflow needs both the ring and the queue exceeded
   o.write_stall_timeout = std::chrono::seconds(30);
   Server s(o, {"request_timeout_ms", "20000"});
   Client c;

@@ -291,7 +291,7 @@ struct ServeProcess {
       std::freopen(log_file.c_str(), "w", stderr);
       setenv("CLIO_ADMIN_KEY", kKey, 1);
       execl(CLIO_BINARY, CLIO_BINARY, "serve", "--redis", url.c_str(), "--stream", kStream, "--port", "0", "--db",
-            db.c_str(), "--threads", "8", static_cast<char*>(nullptr));
+            db.c_str(), "--threads", "16", static_cast<char*>(nullptr));
       _exit(127);
     }
     // Its port, from the console line it prints.

@@ -1,9 +1,12 @@
 // Browser tests of the channel JS client (templates/channel.js) and the chat
 // example, in Debian's headless chromium. The JS client runs against
 // channel_js_test_server, whose proxy can sever sockets like a network drop;
-// the chat runs as the real clio_chat binary with two browser contexts.
+// the chat runs as the real clio_chat binary with two browser contexts, also
+// behind the App Engine page of seed 003 served from another origin.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { launchBrowser, startProcess, waitFor } from './lib/harness.mjs';
 
 const SERVER_BIN = process.env.CLIO_CHANNEL_TEST_SERVER;
@@ -209,6 +212,69 @@ describe('channel JS client', { skip: SERVER_BIN ? false : 'CLIO_CHANNEL_TEST_SE
     assert.deepEqual(await page.evaluate(() => window.log.got), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
+  // Opens a socket that records its handlers in order into window.log.events.
+  async function openRecorded(token, options) {
+    await page.evaluate(({ tok, opts }) => {
+      const o = { ...opts };
+      if (o.refreshWith) {
+        const how = o.refreshWith;
+        delete o.refreshWith;
+        o.refreshToken = async () => {
+          window.log.refreshes++;
+          if (how === 'throw') throw new Error('the app refused the refresh');
+          return how;  // a token string
+        };
+      }
+      window.log.events = [];
+      window.socket = new clio.Channel(tok, o).open({
+        onopen: () => window.log.events.push('open'),
+        onerror: (e) => window.log.events.push('error:' + e.code),
+        onclose: () => window.log.events.push('close'),
+        onstatechange: (e) => window.log.states.push(e.state),
+      });
+    }, { tok: token, opts: options });
+  }
+
+  it('gives up with onerror then onclose when there is no channel at its path', async () => {
+    await freshPage();
+    const { token } = await post(`${ctl}/token?client_id=js-nopath`);
+    await openRecorded(token, { path: '/no-channel-here' });
+    await page.waitForFunction(() => window.log.events.includes('close'), null, { timeout: 15000 });
+    const before = await (await fetch(`${ctl}/stats`)).json();
+    await sleep(1500);  // no retry follows
+    const log = await page.evaluate(() => window.log);
+    assert.deepEqual(log.events, ['error:404', 'close']);
+    assert.equal(log.states[log.states.length - 1], 'closed');
+    assert.equal(await page.evaluate(() => window.socket.state), 'closed');
+    assert.equal((await (await fetch(`${ctl}/stats`)).json()).sessions, before.sessions);
+  });
+
+  it('gives up with onerror then onclose when the server refuses its token and it cannot get another', async () => {
+    for (const refreshWith of [undefined, 'throw']) {
+      await freshPage();
+      const id = `js-refused-${refreshWith ?? 'none'}`;
+      const { token } = await post(`${ctl}/token?client_id=${id}`);
+      await post(`${ctl}/disconnect?client_id=${id}&reason=revoke`);  // every older token is refused
+      await openRecorded(token, refreshWith ? { refreshWith } : {});
+      await page.waitForFunction(() => window.log.events.includes('close'), null, { timeout: 15000 });
+      const log = await page.evaluate(() => window.log);
+      assert.deepEqual(log.events, ['error:401', 'close'], `refreshToken: ${refreshWith}`);
+      assert.equal(log.refreshes, refreshWith ? 1 : 0);
+    }
+  });
+
+  it('a refused token that refreshToken replaces connects', async () => {
+    await freshPage();
+    const { token } = await post(`${ctl}/token?client_id=js-replaced`);
+    await post(`${ctl}/disconnect?client_id=js-replaced&reason=revoke`);
+    const fresh = (await post(`${ctl}/token?client_id=js-replaced`)).token;
+    await openRecorded(token, { refreshWith: fresh });
+    await page.waitForFunction(() => window.log.events.includes('open'), null, { timeout: 15000 });
+    await post(`${ctl}/send?client_id=js-replaced&count=1`);
+    assert.deepEqual(await page.evaluate(() => window.log.events), ['open']);
+    assert.equal(await page.evaluate(() => window.log.refreshes), 1);
+  });
+
   it('sock.close() closes for good', async () => {
     await freshPage();
     const { token } = await post(`${ctl}/token?client_id=js-close`);
@@ -229,7 +295,7 @@ describe('chat example', { skip: CHAT_BIN ? false : 'CLIO_CHAT_BIN is not set (c
   let chat; let base; let browser;
 
   before(async () => {
-    chat = startProcess(CHAT_BIN, ['--port', '0'], { readyPattern: /listening on (http:\S+)/ });
+    chat = startProcess(CHAT_BIN, ['--port', '0', '--cors', '*'], { readyPattern: /listening on (http:\S+)/ });
     base = (await chat.ready).replace(/\/$/, '');
     browser = await launchBrowser();
   });
@@ -297,5 +363,87 @@ describe('chat example', { skip: CHAT_BIN ? false : 'CLIO_CHAT_BIN is not set (c
     assert.equal(msg.value, 'hi');
     assert.equal(msg.client_id, client_id);
     assert.ok(!Number.isNaN(Date.parse(msg.datetime)));
+  });
+
+  // Serves the seed 003 page (tests/e2e/fixtures/seed003.html) from another
+  // origin, with its App Engine host replaced by `server`.
+  async function serveSeedPage(server) {
+    const html = readFileSync(new URL('./fixtures/seed003.html', import.meta.url), 'utf8')
+      .replaceAll('http://{アプリケーション名}.appspot.com', server);
+    const site = http.createServer((req, res) => {
+      if (req.url !== '/') { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(html);
+    });
+    await new Promise((r) => site.listen(0, '127.0.0.1', r));
+    return { url: `http://127.0.0.1:${site.address().port}/`, close: () => new Promise((r) => site.close(r)) };
+  }
+
+  // A page of the seed: its console lines (the page logs onopen, onerror, onclose).
+  async function seedPage(ctx, url) {
+    const p = await ctx.newPage();
+    p.lines = [];
+    p.on('console', (m) => p.lines.push(m.text()));
+    p.on('pageerror', (e) => { throw e; });
+    await p.goto(url);
+    await p.click('#login');
+    await waitFor(() => p.lines.includes('onopen'), { timeoutMs: 15000, what: 'the seed page to log onopen' });
+    return p;
+  }
+
+  it('runs the seed 003 App Engine page unchanged but for its host, from another origin, between two contexts', async () => {
+    const site = await serveSeedPage(base);
+    const ctxA = await browser.newContext();
+    const ctxB = await browser.newContext();
+    try {
+      const a = await seedPage(ctxA, site.url);
+      const b = await seedPage(ctxB, site.url);
+      assert.notEqual(new URL(site.url).origin, new URL(base).origin);
+      await a.fill('#message', 'hello from A');
+      await a.click('#send');
+      await b.waitForFunction(() => document.getElementById('output').textContent.includes('hello from A'), null,
+        { timeout: 10000 });
+      await b.fill('#message', 'and from B');
+      await b.click('#send');
+      await a.waitForFunction(() => document.getElementById('output').textContent.includes('and from B'), null,
+        { timeout: 10000 });
+      assert.equal(await a.$eval('#output', (e) => e.textContent), 'hello from Anand from B');  // the seed joins with "n"
+      for (const p of [a, b]) assert.deepEqual(p.lines.filter((l) => /^on/.test(l)), ['onopen']);
+    } finally {
+      await ctxA.close();
+      await ctxB.close();
+      await site.close();
+    }
+  });
+
+  it('after a restart with a new secret, the chat page and the seed page end with onerror then onclose', async () => {
+    // A chat of its own, restarted on the same port: its users and secret are gone.
+    let own = startProcess(CHAT_BIN, ['--port', '0', '--cors', '*'], { readyPattern: /listening on (http:\S+)/ });
+    const ownBase = (await own.ready).replace(/\/$/, '');
+    const site = await serveSeedPage(ownBase);
+    const ctx = await browser.newContext();
+    try {
+      const chatPage = await ctx.newPage();
+      chatPage.on('pageerror', (e) => { throw e; });
+      await chatPage.goto(ownBase + '/');
+      await chatPage.click('#login');
+      await chatPage.waitForSelector('#state[data-state="open"]', { timeout: 10000 });
+      const seed = await seedPage(ctx, site.url);
+      await own.stop();
+      own = startProcess(CHAT_BIN, ['--port', new URL(ownBase).port, '--cors', '*'],
+        { readyPattern: /listening on (http:\S+)/ });
+      await own.ready;
+      // The chat page's refreshToken is refused (403: unknown user), so it gives up.
+      await chatPage.waitForSelector('#state[data-state="closed"]', { timeout: 30000 });
+      const notices = await chatPage.$$eval('#output .notice', (els) => els.map((e) => e.textContent));
+      assert.match(notices[notices.length - 2], /^channel error: token refused/);
+      assert.equal(notices[notices.length - 1], 'disconnected; reload to join again');
+      // The seed page has no refreshToken: onerror, then onclose, like App Engine.
+      await waitFor(() => seed.lines.includes('onclose'), { timeoutMs: 30000, what: 'the seed page to log onclose' });
+      assert.deepEqual(seed.lines.filter((l) => /^on/.test(l)), ['onopen', 'onerror', 'onclose']);
+    } finally {
+      await ctx.close();
+      await site.close();
+      await own.stop();
+    }
   });
 });

@@ -1,0 +1,240 @@
+// ChannelService::Impl and its state, shared by the channel's source files:
+//   channel.cc   tokens, send_message, replay rings, accounting, queries
+//   session.cc   CivetWeb callbacks, sender threads, the event thread
+//   http.cc      the upgrade probe and the JS client script
+//
+// Threads and locks:
+// - CivetWeb worker threads run the connect/ready/data/close callbacks; one
+//   worker per open session for the whole session.
+// - One sender thread per session writes to its socket: control frames, then
+//   the client's replay ring from the session's cursor, so a resume replays
+//   at the pace the socket takes. It is the only thread that writes to that
+//   socket, except the close echo written by the data callback (under the
+//   session's write_mu).
+// - One event thread delivers presence callbacks and runs housekeeping
+//   (heartbeats, expiry, slow clients, forgetting idle client ids).
+// - mu_ guards all service state. Session::write_mu is held for the duration
+//   of one socket write and by the close callback to retire the connection;
+//   Session::conn_mu guards the pointer for mg_close_connection from other
+//   threads. No thread holds two of these at once, and no user callback runs
+//   under any of them.
+#pragma once
+
+#include <civetweb.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "clio/channel/channel.h"
+#include "clio/channel/protocol.h"
+#include "ledger.h"
+#include "token.h"
+
+namespace clio::channel {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using Payload = std::shared_ptr<const std::string>;
+
+int64_t unix_seconds();
+int64_t unix_millis();
+bool valid_client_id(const std::string& id);
+
+// Writes a complete HTTP response with a status line (mg_send_http_error
+// omits it on upgrade requests; docs/ARCHITECTURE.md, CivetWeb facts), readable from any origin.
+void respond(const mg_connection* c, int status, const char* reason, const char* type, const std::string& body);
+// templates/channel.js with `path` as the channel path it connects to (http.cc).
+std::string make_client_script(const std::string& path);
+
+// A frame the sender writes before any message: welcome, gap notices of a
+// resume, heartbeats, refresh replies, pongs, and the close frame.
+struct Control {
+  Payload payload;
+  int opcode = MG_WEBSOCKET_OPCODE_TEXT;
+};
+
+struct RingEntry {
+  uint64_t seq;
+  Clock::time_point at;
+  Payload payload;
+};
+
+// Const methods are thread-safe, non-const methods need external
+// synchronization: each member group names the lock that guards it. One
+// WebSocket connection.
+struct Session {
+  // Constant after construction.
+  std::string client_id;
+  mg_connection* conn = nullptr;
+  uint64_t admitted = 0;  // order in which upgrades were accepted: the later one wins
+
+  // Guarded by ChannelService::Impl::mu_.
+  std::deque<Control> control;
+  size_t control_bytes = 0;
+  uint64_t cursor = 0;         // next seq of the ring to write
+  uint64_t replay_end = 0;     // seqs <= this are replays (sent before this session began)
+  size_t backlog_bytes = 0;    // ring entries from cursor on, while the session is live
+  bool closing = false;        // no more messages: a close frame is queued or the socket is going
+  bool writer_exit = false;    // the sender thread must stop
+  bool writing = false;
+  bool stalled = false;        // closed as too slow
+  Clock::time_point write_started;
+  Clock::time_point last_send;
+  Clock::time_point last_recv;
+  int64_t expires_at = 0;      // unix seconds; refresh extends it
+  std::condition_variable cv;  // waited on by the sender thread with mu_
+
+  // Touched only by the session's CivetWeb worker thread (data callback).
+  std::string fragments;
+  bool in_fragmented = false;
+
+  // Guarded by write_mu (held for the whole of one socket write).
+  std::mutex write_mu;
+  bool conn_gone = false;      // the close callback ran: conn must not be used
+  bool close_written = false;
+
+  // Guarded by conn_mu.
+  std::mutex conn_mu;
+  bool conn_valid = true;
+
+  std::thread sender;  // joined by the close callback
+};
+
+// Const methods are thread-safe, non-const methods need external
+// synchronization (ChannelService::Impl::mu_). What the service keeps per
+// client id: the seq counter, the replay ring, the current session and the
+// accounting of its messages.
+struct ClientState {
+  explicit ClientState(uint64_t first_seq)
+      : base_seq(first_seq), next_seq(first_seq), written_hw(first_seq - 1), ledger(first_seq) {}
+
+  uint64_t base_seq;    // first seq this state assigned
+  uint64_t next_seq;    // seq of the next message
+  uint64_t written_hw;  // highest seq taken for writing by any session
+  std::deque<RingEntry> ring;  // contiguous seqs, oldest first
+  size_t ring_bytes = 0;
+  std::shared_ptr<Session> session;
+  Clock::time_point last_active;
+  Ledger ledger;
+  MessageCounts counts;
+
+  uint64_t ring_first() const { return ring.empty() ? next_seq : ring.front().seq; }
+  // The session that takes messages now, or null.
+  Session* live() const { return session && !session->closing ? session.get() : nullptr; }
+};
+
+class [[gnu::visibility("hidden")]] ChannelService::Impl {
+ public:
+  explicit Impl(ChannelOptions o);
+  ~Impl();
+
+  Status mount(mg_context* ctx, const std::string& path);
+  std::string client_script() const;
+  Status serve_client(mg_context* ctx, const std::string& uri);
+  Result<Token> create_channel(const std::string& id, std::chrono::seconds duration);
+  SendResult send_message(const std::string& id, std::string message);
+  bool is_connected(const std::string& id) const;
+  size_t session_count() const;
+  size_t session_limit() const;
+  std::vector<std::string> connected_clients() const;
+  ChannelStats stats() const;
+  Result<ClientStats> client_stats(const std::string& id) const;
+  void disconnect(const std::string& id, DisconnectReason reason);
+  void shutdown();
+  // True once every session has closed (after shutdown and mg_stop).
+  bool wait_sessions_closed(milliseconds timeout);
+
+  const std::string& epoch() const { return epoch_; }
+
+  // CivetWeb callbacks (session.cc, http.cc).
+  int on_connect(const mg_connection* c);
+  void on_ready(mg_connection* c);
+  int on_data(mg_connection* c, int bits, char* data, size_t len);
+  void on_close(const mg_connection* c);
+  int on_probe(mg_connection* c);
+  int on_client_script(mg_connection* c);
+
+ private:
+  struct Pending {
+    const mg_connection* conn = nullptr;
+    uint64_t admitted = 0;  // order of on_connect
+    TokenClaims claims;
+    protocol::Offer offer;
+  };
+  struct Event {
+    bool connect;
+    std::string client_id;
+  };
+  // A session that keeps falling behind leaves a run of lost seqs each time;
+  // past this many it is closed as too slow, so its client resumes and
+  // confirms a position (which bounds what the ledger holds).
+  static constexpr size_t kMaxLossRuns = 1024;
+
+  // All *_locked functions require mu_.
+  ClientState& new_client_locked(const std::string& id);
+  ClientState* owner_locked(const Session& s);
+  void enqueue_control_locked(Session& s, std::string text, int opcode = MG_WEBSOCKET_OPCODE_TEXT);
+  void close_locked(Session& s, int code, std::string_view reason);
+  void add_backlog_locked(Session& s, size_t n);
+  void release_queued_locked(Session& s);
+  void prune_ring_locked(ClientState& c, Clock::time_point now);
+  void forget_client_locked(std::unordered_map<std::string, ClientState>::iterator it);
+  bool revoked_locked(const TokenClaims& claims) const;
+  // Why a session for `claims` would be refused now (status, reason), or 0.
+  int refusal_locked(const Result<TokenClaims>& claims, std::string* why) const;
+  void start_session_locked(Session& s, ClientState& c, const protocol::Offer& offer);
+  // Accounting: `field` of c.counts and of the totals grows by n.
+  void count_locked(ClientState& c, uint64_t MessageCounts::*field, uint64_t n);
+  // n messages never accounted before are now delivered, or lost as `kind`.
+  void settle_locked(ClientState& c, uint64_t MessageCounts::*kind, uint64_t n);
+  void count_lost_after_delivery_locked(ClientState& c, uint64_t n);
+  // Appends the next batch for `s` to `buf` (control frames, then messages);
+  // returns the number of frames, and whether a close frame ended it.
+  size_t take_batch_locked(Session& s, std::string& buf, bool& wrote_close);
+  std::string gap_json(uint64_t from, uint64_t to, bool known) const;
+
+  void sender_loop(std::shared_ptr<Session> s);
+  void event_loop();
+  void housekeeping();
+  static void force_close(Session& s);
+
+  // Constant after construction.
+  const ChannelOptions opt_;
+  const TokenSigner signer_;
+  const std::string epoch_;
+  const milliseconds tick_;
+
+  static thread_local Pending pending_;
+
+  mutable std::mutex mu_;
+  // Guarded by mu_.
+  bool mounted_ = false;
+  bool stopping_ = false;
+  bool event_exit_ = false;
+  size_t session_limit_ = 0;
+  std::string script_;  // client_script(), set by mount
+  std::unordered_map<std::string, ClientState> clients_;
+  std::unordered_map<const mg_connection*, std::shared_ptr<Session>> sessions_;
+  // Upgrades accepted by on_connect whose on_ready has not run yet (they hold
+  // a worker thread too); stale entries (a failed handshake) expire.
+  std::unordered_map<const mg_connection*, Clock::time_point> admitting_;
+  std::map<std::string, int64_t> revoked_;  // client id -> revoked at (unix ms)
+  uint64_t next_state_base_ = 1;
+  uint64_t admissions_ = 0;
+  std::deque<Event> events_;
+  std::condition_variable event_cv_;
+  std::condition_variable sessions_cv_;  // signalled when a session closes
+  ChannelStats stats_;
+
+  std::thread event_thread_;  // started in the constructor, joined by shutdown
+};
+
+}  // namespace clio::channel

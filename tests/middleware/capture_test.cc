@@ -701,9 +701,9 @@ TEST_CASE("the JSON-lines sink writes one decodable record per line") {
   ::close(fd);
   auto sink = JsonlSink::open(app.capture.queue(), path);
   REQUIRE(sink.ok());
-  for (const char* p : {"/api/hello", "/api/status/404", "/static/app.css"}) {
-    REQUIRE(test::http(app.port, "GET", p).ok());
-  }
+  // One connection: one worker thread records the three in order.
+  HttpClient h(app.port);
+  for (const char* p : {"/api/hello", "/api/status/404", "/static/app.css"}) REQUIRE(h.request("GET", p).ok());
   for (int i = 0; i < 200 && (*sink)->written() < 3; ++i) std::this_thread::sleep_for(10ms);
   (*sink)->stop();
   CHECK((*sink)->written() == 3);

@@ -76,6 +76,7 @@ export class RowStore {
     this.view = this.rows; // the rows to draw: `rows`, or those the narrowing keeps
     this.narrow = null;    // (entry) => bool, or null
     this.byId = new Map(); // record id -> entry, for every held row
+    this.maxId = 0;        // the highest record id taken in (what to ask for after a server restart)
     this.seq = 0;
     this.paused = false;
     this.sort = null;      // {key, dir: 1 | -1} or null for arrival order
@@ -149,6 +150,7 @@ export class RowStore {
     if (!r || typeof r !== 'object') return;
     const subs = this.shareSubs(Array.isArray(it.subscriptions) ? it.subscriptions : []);
     const id = r.id;
+    if (typeof id === 'number' && id > this.maxId) this.maxId = id;
     const old = id !== undefined ? this.byId.get(id) : undefined;
     if (old) {
       const more = subs.filter((s) => !old.subs.includes(s));

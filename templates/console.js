@@ -43,7 +43,9 @@ const state = {
   autoPaused: false,
   gaps: 0,               // messages the channel reported lost
   gapUnknown: false,      // a loss of unknown size (server restart)
-  serverDropped: 0,
+  serverDropped: 0,       // records the server told us were lost, where it knew how many
+  dropUnknown: false,     // ... and whether some loss had no count (the record log restarted)
+  dropWhy: new Map(),     // where they were lost ("web-3 (at the source)", "trimmed", ...) -> count
   channel: null,          // the channel, when it runs on this thread
   sock: null,
   worker: null,           // or the worker that runs it
@@ -440,7 +442,7 @@ const channelEvents = {
   // null: an unknown number (the server restarted and lost its buffer).
   gap(n) {
     if (typeof n === 'number') state.gaps += n;
-    else state.gapUnknown = true;
+    else recoverAfterRestart();
     showNotices();
   },
   state(s) {
@@ -449,6 +451,27 @@ const channelEvents = {
     if (s.state === 'open') reconcile();
   },
 };
+
+// The server restarted: its channel buffer is gone, but the records are
+// stored. Ask it for our subscriptions' matches after the newest record held
+// (api/matches); only what it no longer holds stays a gap, with its count.
+// With no row yet there is nothing to resume from: the gap stays unknown.
+let recovering = false;
+async function recoverAfterRestart() {
+  state.gapUnknown = true;
+  if (recovering || !state.clientId) return;
+  store.ingest();  // queued items count for the newest id held
+  if (!store.maxId) return;
+  recovering = true;
+  try {
+    const res = await api.get(`api/matches?client_id=${encodeURIComponent(state.clientId)}&after=${store.maxId}`);
+    if (Array.isArray(res.items) && res.items.length) channelEvents.items(res.items);
+    state.gaps += (Number(res.lost) || 0) + (Number(res.truncated) || 0);
+    state.gapUnknown = false;
+  } catch { /* the unknown gap stays on screen */ }
+  recovering = false;
+  showNotices();
+}
 
 // Opens the channel in a worker (console-channel-worker.js), so a busy main
 // thread never stalls reading the socket; without workers, on this thread.
@@ -517,10 +540,16 @@ function openChannelHere() {
 
 function onConsoleMessage(msg) {
   switch (msg.kind) {
-    case 'dropped':
-      state.serverDropped += Number(msg.count) || 0;
+    case 'dropped': {
+      // count is null when the server cannot know it (the record log restarted empty).
+      const n = msg.count == null ? 0 : Number(msg.count) || 0;
+      if (msg.count == null) state.dropUnknown = true;
+      state.serverDropped += n;
+      const why = msg.reason === 'source' && msg.instance ? `${msg.instance} (at the source)` : String(msg.reason || 'queue');
+      state.dropWhy.set(why, (state.dropWhy.get(why) || 0) + n);
       showNotices();
       break;
+    }
     case 'subscription_removed': {
       const s = state.subs.get(msg.id);
       if (s) {
@@ -566,8 +595,10 @@ function showNotices() {
     ? `gap: an unknown number of messages lost${state.gaps ? ` (at least ${fmtInt(state.gaps)})` : ''} — the server restarted`
     : `gap of ${fmtInt(state.gaps)} message${state.gaps === 1 ? '' : 's'}`;
   const d = $('drop-notice');
-  d.hidden = state.serverDropped === 0;
-  d.textContent = `${fmtInt(state.serverDropped)} record${state.serverDropped === 1 ? '' : 's'} dropped by the server`;
+  d.hidden = state.serverDropped === 0 && !state.dropUnknown;
+  d.textContent = `${fmtInt(state.serverDropped)} record${state.serverDropped === 1 ? '' : 's'} dropped by the server` +
+    (state.dropUnknown ? ', and more: the record log restarted (count unknown)' : '');
+  d.title = [...state.dropWhy].map(([why, n]) => `${why}: ${fmtInt(n)}`).join('\n');
 }
 
 let noticeTimer = 0;
@@ -592,6 +623,12 @@ async function pollStats() {
         `${fmtInt(s.subscriptions ?? 0)} subs`,
         `${fmtInt(s.sessions ?? 0)} sessions`,
       ];
+      // A fleet: the instances, and the record log's health.
+      const inst = Array.isArray(s.instances) ? s.instances : [];
+      if (inst.length > 1) parts.push(`${fmtInt(inst.length)} instances`);
+      if (s.log && s.log.connected === false) parts.push('record log unreachable');
+      if (s.log && s.log.gaps > 0) parts.push(`log gaps ${fmtInt(s.log.gaps)}`);
+      $('stats').title = inst.map((i) => `${i.instance}: ${fmtInt(i.records)} records, ${fmtInt(i.dropped)} dropped at the source`).join('\n');
       $('stats').textContent = parts.join(' · ');
     } catch { /* shown by the connection state */ }
   }

@@ -87,6 +87,8 @@ class Dispatcher {
   uint64_t records_lost() const { return records_lost_.load(std::memory_order_relaxed); }
   std::vector<InstanceStats> instances() const;
   matcher::MatcherStats matcher_stats() const { return matcher_.stats(); }
+  // How the matcher would find `query` (any thread; nothing is subscribed).
+  matcher::AccessExplanation explain(const matcher::Query& query) const { return matcher_.explain(query); }
 
   // Holds the dispatcher between batches until called with false. Tests only.
   void pause_for_test(bool paused);

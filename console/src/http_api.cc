@@ -121,6 +121,19 @@ json schema_json() {
           {"keywords", {"and", "or", "not", "in"}}};
 }
 
+// The matcher's counters, with the subscriptions checked on every record by reason.
+json matcher_json(const matcher::MatcherStats& m) {
+  json by_reason = json::object();
+  for (size_t r = 1; r < matcher::kEveryRecordReasonCount; ++r) {
+    by_reason[std::string(matcher::every_record_code(static_cast<matcher::EveryRecordReason>(r)))] =
+        m.every_record_by_reason[r];
+  }
+  return {{"subscriptions", m.subscriptions},
+          {"distinct_queries", m.distinct_queries},
+          {"every_record", m.every_record},
+          {"every_record_by_reason", by_reason}};
+}
+
 // A Prometheus label value: backslash, quote and newline escaped.
 std::string label_value(std::string_view v) {
   std::string out;
@@ -223,7 +236,15 @@ int HttpApi::route(mg_connection* conn) {
     const std::string q = ri->query_string ? get_var(ri->query_string, "q") : "";
     auto parsed = matcher::parse(q, http_schema(), opts.query);
     if (!parsed.ok()) return send_json(conn, 200, json{{"valid", false}, {"error", query_error_json(parsed.error)}});
-    return send_json(conn, 200, json{{"valid", true}, {"normalized", parsed.query->canonical()}});
+    const matcher::AccessExplanation plan = hub_.dispatcher().explain(*parsed.query);
+    return send_json(conn, 200,
+                     json{{"valid", true},
+                          {"normalized", parsed.query->canonical()},
+                          {"plan",
+                           {{"every_record", plan.every_record},
+                            {"code", matcher::every_record_code(plan.reason)},
+                            {"reason", matcher::every_record_text(plan.reason)},
+                            {"text", plan.text}}}});
   }
   if (r == "api/schema") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
@@ -232,6 +253,10 @@ int HttpApi::route(mg_connection* conn) {
   if (r == "api/records") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
     return records(conn);
+  }
+  if (r == "api/matches") {
+    if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
+    return matches(conn);
   }
   if (r == "api/stats") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
@@ -380,6 +405,44 @@ int HttpApi::records(mg_connection* conn) {
   return send_raw(conn, 200, "application/json", body);
 }
 
+// GET api/matches?client_id=C&after=ID[&limit=N]: what a console missed
+// across a server restart (see Hub::Impl::matches_after).
+int HttpApi::matches(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const std::string qs = ri->query_string ? ri->query_string : "";
+  const std::string client = get_var(qs, "client_id");
+  if (!valid_client_id(client)) return send_error(conn, 400, "bad_client_id", "client_id is required");
+  auto number = [&](const char* name, uint64_t def, uint64_t max, uint64_t& out) {
+    const std::string v = get_var(qs, name);
+    if (v.empty()) {
+      out = def;
+      return true;
+    }
+    if (v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos) return false;
+    out = std::stoull(v);
+    return out <= max;
+  };
+  uint64_t after = 0, limit = 0;
+  if (!number("after", 0, (uint64_t{1} << 53), after)) {
+    return send_error(conn, 400, "bad_after", "after must be a record id (digits)");
+  }
+  if (!number("limit", 1000, 5000, limit) || limit == 0) {
+    return send_error(conn, 400, "bad_limit", "limit must be 1 to 5000");
+  }
+  auto found = hub_.matches_after(client, after, limit);
+  if (!found.ok()) return send_status(conn, found.status());
+  std::string body = "{\"items\":[";
+  std::string record;
+  for (size_t i = 0; i < found->items.size(); ++i) {
+    if (i) body.push_back(',');
+    record.clear();
+    append_json(*found->items[i].second, record);
+    body += match_item(found->items[i].first, record);
+  }
+  body += "],\"truncated\":" + std::to_string(found->truncated) + ",\"lost\":" + std::to_string(found->lost) + "}";
+  return send_raw(conn, 200, "application/json", body);
+}
+
 int HttpApi::stats(mg_connection* conn) {
   const HubStats s = hub_.stats();
   json instances = json::array();
@@ -405,6 +468,7 @@ int HttpApi::stats(mg_connection* conn) {
                         {"sessions", s.sessions},
                         {"last_id", s.last_id},
                         {"instances", instances},
+                        {"matcher", matcher_json(s.matcher)},
                         {"log",
                          {{"engine", s.log_engine},
                           {"connected", s.log.connected},
@@ -446,6 +510,14 @@ int HttpApi::metrics(mg_connection* conn) {
   text += metric("clio_log_records_lost_total", "counter", "Records the log's gaps counted.", d(s.log_records_lost));
   text += metric("clio_log_malformed_total", "counter", "Log entries skipped because they did not decode.",
                  d(s.log.malformed));
+  std::vector<std::pair<std::string, double>> every_record;
+  for (size_t r = 1; r < matcher::kEveryRecordReasonCount; ++r) {
+    every_record.emplace_back(
+        "reason=\"" + std::string(matcher::every_record_code(static_cast<matcher::EveryRecordReason>(r))) + "\"",
+        d(s.matcher.every_record_by_reason[r]));
+  }
+  text += metric("clio_subscriptions_every_record", "gauge",
+                 "Subscriptions the matcher checks on every record, by why they cannot be indexed.", every_record);
   text += metric("clio_instance_published_total", "counter", "Records an instance published.", published);
   text += metric("clio_instance_dropped_total", "counter", "Records an instance dropped at the source.", dropped);
   text += metric("clio_instance_records_total", "counter", "Records of an instance this console dispatched.", records);

@@ -35,6 +35,7 @@ class [[gnu::visibility("hidden")]] HttpApi {
   int subscriptions(mg_connection* conn, bool get, bool post);
   int subscription(mg_connection* conn, const std::string& tail, bool get);
   int records(mg_connection* conn);
+  int matches(mg_connection* conn);
   int stats(mg_connection* conn);
   int metrics(mg_connection* conn);
 

@@ -222,6 +222,41 @@ Result<std::vector<std::shared_ptr<const Record>>> Hub::Impl::search(const match
   return recent_->search(q, limit);
 }
 
+Result<Hub::Impl::CatchUp> Hub::Impl::matches_after(const std::string& client_id, uint64_t after, size_t limit) {
+  std::vector<std::pair<uint64_t, matcher::Query>> queries;
+  for (const auto& sub : registry_->list(client_id)) {
+    auto parsed = matcher::parse(sub->query, http_schema(), opts_.query);
+    if (parsed.ok()) queries.emplace_back(sub->id, *parsed.query);
+  }
+  CatchUp out;
+  if (client_id.empty() || queries.empty()) return out;
+  uint64_t oldest_seen = 0;
+  bool reached = false;  // a record at or below `after` was seen: nothing between is missing
+  Status s = recent_->visit([&](const std::shared_ptr<const Record>& r) {
+    if (r->id <= after) {
+      reached = true;
+      return false;
+    }
+    oldest_seen = r->id;
+    std::vector<uint64_t> ids;
+    const HttpRecordView view(*r);
+    for (const auto& [id, q] : queries) {
+      if (q.matches(view)) ids.push_back(id);
+    }
+    if (ids.empty()) return true;
+    if (out.items.size() < limit) {
+      out.items.emplace_back(std::move(ids), r);
+    } else {
+      ++out.truncated;
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (!reached && after > 0 && oldest_seen > after + 1) out.lost = oldest_seen - after - 1;
+  std::reverse(out.items.begin(), out.items.end());
+  return out;
+}
+
 HubStats Hub::Impl::stats() const {
   HubStats s;
   s.dispatched = dispatcher_->dispatched();

@@ -56,6 +56,18 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   // kNotFound when there is no such subscription.
   Status unsubscribe(uint64_t id);
   Result<std::vector<std::shared_ptr<const Record>>> search(const matcher::Query* q, size_t limit);
+
+  // The matches of `client_id`'s subscriptions among the records held with
+  // an id above `after`, oldest first, for a console that lost its channel's
+  // buffer (the server restarted). At most `limit` items (the newest);
+  // `truncated` counts the matching records left out, `lost` the record
+  // ids above `after` no longer held (pruned).
+  struct CatchUp {
+    std::vector<std::pair<std::vector<uint64_t>, std::shared_ptr<const Record>>> items;
+    uint64_t truncated = 0;
+    uint64_t lost = 0;
+  };
+  Result<CatchUp> matches_after(const std::string& client_id, uint64_t after, size_t limit);
   HubStats stats() const;
 
   const HubOptions& options() const { return opts_; }

@@ -27,9 +27,7 @@ std::vector<std::shared_ptr<const Record>> RecentRecords::after(uint64_t after_i
   return {first, ring_.end()};
 }
 
-Result<std::vector<std::shared_ptr<const Record>>> RecentRecords::search(const matcher::Query* q, size_t limit,
-                                                                         uint64_t before_id) {
-  std::vector<std::shared_ptr<const Record>> out;
+Status RecentRecords::visit(const std::function<bool(const std::shared_ptr<const Record>&)>& fn) {
   std::vector<std::shared_ptr<const Record>> recent;
   bool older_in_store;
   {
@@ -37,19 +35,22 @@ Result<std::vector<std::shared_ptr<const Record>>> RecentRecords::search(const m
     recent.assign(ring_.begin(), ring_.end());
     older_in_store = store_has_older_;
   }
-  for (auto it = recent.rbegin(); it != recent.rend() && out.size() < limit; ++it) {
-    const Record& r = **it;
-    if (before_id != 0 && r.id >= before_id) continue;
-    if (q == nullptr || q->matches(HttpRecordView(r))) out.push_back(*it);
+  for (auto it = recent.rbegin(); it != recent.rend(); ++it) {
+    if (!fn(*it)) return Status::Ok();
   }
-  if (out.size() >= limit || !older_in_store) return out;
-  // The store is read below the ring's oldest record (and below before_id).
-  uint64_t below = before_id;
-  if (!recent.empty()) below = below == 0 ? recent.front()->id : std::min(below, recent.front()->id);
+  if (!older_in_store) return Status::Ok();
   // Older records from the store, newest first, bounded by what it keeps.
   if (Status s = store_.flush(); !s.ok()) return s;
-  Status s = store_.scan(below, stored_records_, [&](Record&& r) {
-    if (q == nullptr || q->matches(HttpRecordView(r))) out.push_back(std::make_shared<const Record>(std::move(r)));
+  const uint64_t below = recent.empty() ? 0 : recent.front()->id;
+  return store_.scan(below, stored_records_, [&](Record&& r) { return fn(std::make_shared<const Record>(std::move(r))); });
+}
+
+Result<std::vector<std::shared_ptr<const Record>>> RecentRecords::search(const matcher::Query* q, size_t limit,
+                                                                         uint64_t before_id) {
+  std::vector<std::shared_ptr<const Record>> out;
+  if (limit == 0) return out;
+  Status s = visit([&](const std::shared_ptr<const Record>& r) {
+    if ((before_id == 0 || r->id < before_id) && (q == nullptr || q->matches(HttpRecordView(*r)))) out.push_back(r);
     return out.size() < limit;
   });
   if (!s.ok()) return s;

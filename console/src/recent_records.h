@@ -7,6 +7,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -45,6 +46,9 @@ class RecentRecords {
   // (null = all), at most `limit`; from memory, then from the store.
   Result<std::vector<std::shared_ptr<const Record>>> search(const matcher::Query* q, size_t limit,
                                                             uint64_t before_id = 0);
+  // Visits the records held, newest first (memory, then the store), until
+  // `fn` returns false. `fn` runs with no lock held.
+  Status visit(const std::function<bool(const std::shared_ptr<const Record>&)>& fn);
 
  private:
   // Constant after construction.

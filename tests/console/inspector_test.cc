@@ -573,3 +573,75 @@ TEST_CASE("records carry the instance: hostname:port by default, or the configur
 }
 
 }  // namespace clio::console
+
+namespace clio::console {
+
+TEST_CASE("api/check says when a query will be checked on every record; stats and metrics count them by reason") {
+  App app;
+  json indexed = app.api_json("GET", "api/check?q=status%3A5xx");
+  CHECK(indexed["valid"] == true);
+  CHECK(indexed["plan"]["every_record"] == false);
+  CHECK(indexed["plan"]["code"] == "indexed");
+  json negated = app.api_json("GET", "api/check?q=-method%3AOPTIONS");
+  CHECK(negated["plan"]["every_record"] == true);
+  CHECK(negated["plan"]["code"] == "negated_text");
+  CHECK_FALSE(negated["plan"]["reason"].get<std::string>().empty());
+  CHECK(negated["plan"]["text"].get<std::string>().rfind("checked on every record", 0) == 0);
+  auto [client, tok] = app.token();
+  app.subscribe(client, "status:5xx");
+  app.subscribe(client, "-method:OPTIONS");
+  json stats = app.api_json("GET", "api/stats");
+  CHECK(stats["matcher"]["subscriptions"] == 2);
+  CHECK(stats["matcher"]["every_record"] == 1);
+  CHECK(stats["matcher"]["every_record_by_reason"]["negated_text"] == 1);
+  auto metrics = app.api("GET", "metrics");
+  CHECK(metrics.body.find("clio_subscriptions_every_record{reason=\"negated_text\"} 1") != std::string::npos);
+}
+
+}  // namespace clio::console
+
+namespace clio::console {
+
+TEST_CASE("api/matches: what a console missed across a server restart, from the stored records") {
+  InspectorOptions o;
+  o.db_path = temp_db();
+  std::string client;
+  uint64_t sub = 0, last = 0;
+  {
+    App app(o);
+    std::string tok;
+    std::tie(client, tok) = app.token("restarting");
+    sub = app.subscribe(client, "path = /api/hello");
+    app.get("/api/hello");
+    app.get("/api/status/404");
+    REQUIRE(app.inspector->drain_for_test(5s));
+    last = app.api_json("GET", "api/records?limit=1")["records"][0]["id"].get<uint64_t>();
+  }
+  App app(o);  // same database: the subscription is back, the channel's buffer is not
+  for (int i = 0; i < 3; ++i) app.get("/api/hello");
+  app.get("/api/status/404");
+  REQUIRE(app.inspector->drain_for_test(5s));
+  const std::string base = "api/matches?client_id=" + client + "&after=" + std::to_string(last);
+  json all = app.api_json("GET", base);
+  REQUIRE(all["items"].size() == 3);
+  uint64_t prev = last;
+  for (auto& it : all["items"]) {
+    CHECK(it["subscriptions"] == json::array({sub}));
+    CHECK(it["record"]["path"] == "/api/hello");
+    CHECK(it["record"]["id"].get<uint64_t>() > prev);  // oldest first
+    prev = it["record"]["id"].get<uint64_t>();
+  }
+  CHECK(all["truncated"] == 0);
+  CHECK(all["lost"] == 0);
+  json two = app.api_json("GET", base + "&limit=2");
+  REQUIRE(two["items"].size() == 2);
+  CHECK(two["items"][1]["record"]["id"] == all["items"][2]["record"]["id"]);  // the newest
+  CHECK(two["truncated"] == 1);
+  CHECK(app.api_json("GET", "api/matches?client_id=" + client + "&after=0")["items"].size() == 4);
+  CHECK(app.api("GET", base + "&limit=0").status == 400);
+  CHECK(app.api("GET", "api/matches?client_id=" + client + "&after=-1").status == 400);
+  CHECK(app.api("GET", "api/matches?after=1").status == 400);
+  CHECK(app.api_json("GET", "api/matches?client_id=nobody&after=0")["items"].empty());
+}
+
+}  // namespace clio::console

@@ -475,6 +475,17 @@ describe('group-by panel', { skip }, () => {
       await page.unroute('**/api/check?*');
       await page.fill('#q', '');
     }
+    // The real server's plan: a negated-only query is checked on every
+    // record, an indexed one is not.
+    for (const [q, every] of [['-method:OPTIONS', true], ['status:5xx', false]]) {
+      await page.fill('#q', q);
+      await page.waitForFunction((t) => document.querySelector('#q-msg .norm') !== null, q);
+      await waitFor(async () => {
+        const warn = await page.$eval('#q-msg', (m) => m.querySelector('.plan-warn')?.textContent ?? null);
+        return every ? (warn ?? '').startsWith('checked on every record: ') : warn === null;
+      }, { timeoutMs: 5000, what: `the plan of ${q}` });
+    }
+    await page.fill('#q', '');
   });
 });
 
@@ -505,7 +516,14 @@ describe('console across a server restart', { skip }, () => {
     await page.waitForSelector('#conn[data-state="reconnecting"]', { timeout: 20000 });
     assert.match(await page.textContent('#conn'), /^reconnecting/, 'the page says it is reconnecting');
     demo = await startDemo({ key: KEY, db: join(dir, 'clio.db'), traffic: 0, port });
+    // A match made before the page is back: the restarted channel does not
+    // know the page yet, so only the stored record can bring it.
+    await hit(demo.base, '/api/status/203');
     await waitConnected(page, 30000);
+    await waitFor(async () => (await visibleRows(page)).some((r) => r.path === '/api/status/203'),
+      { timeoutMs: 20000, what: 'the match made while the page was away' });
+    await waitFor(async () => page.$eval('#gap-notice', (g) => g.hidden),
+      { timeoutMs: 10000, what: 'the gap resolved from the stored records' });
 
     const chips = await page.$$eval('#chips .chip .cq', (cs) => cs.map((c) => c.textContent));
     assert.deepEqual(chips, ['path:/api/status'], 'the same subscription, once');

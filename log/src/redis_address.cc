@@ -52,8 +52,14 @@ bool valid_host(std::string_view h) {
 }  // namespace
 
 std::string RedisAddress::describe() const {
-  std::string s = "redis://" + host + ":" + std::to_string(port);
-  if (db != 0) s += "/" + std::to_string(db);
+  std::string s = "redis://";
+  s += host;
+  s.push_back(':');
+  s += std::to_string(port);
+  if (db != 0) {
+    s.push_back('/');
+    s += std::to_string(db);
+  }
   return s;
 }
 

@@ -13,7 +13,10 @@ std::string default_instance_name(const mg_context* ctx) {
   std::string name = host;
   mg_server_port ports[4];
   const int n = ctx == nullptr ? 0 : mg_get_server_ports(ctx, 4, ports);
-  if (n > 0) name += ":" + std::to_string(ports[0].port);
+  if (n > 0) {
+    name.push_back(':');
+    name += std::to_string(ports[0].port);
+  }
   return name;
 }
 

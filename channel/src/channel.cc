@@ -144,6 +144,7 @@ class ChannelService::Impl {
   Result<Token> create_channel(const std::string& id, std::chrono::seconds duration);
   SendResult send_message(const std::string& id, std::string message);
   bool is_connected(const std::string& id) const;
+  bool has_client(const std::string& id) const;
   size_t session_count() const;
   std::vector<std::string> connected_clients() const;
   ChannelStats stats() const;
@@ -821,6 +822,11 @@ bool ChannelService::Impl::is_connected(const std::string& id) const {
   return it != clients_.end() && it->second.session != nullptr;
 }
 
+bool ChannelService::Impl::has_client(const std::string& id) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return clients_.count(id) > 0;
+}
+
 size_t ChannelService::Impl::session_count() const {
   std::lock_guard<std::mutex> lk(mu_);
   return sessions_.size();
@@ -917,6 +923,7 @@ SendResult ChannelService::send_message(const std::string& id, std::string m) {
   return impl_->send_message(id, std::move(m));
 }
 bool ChannelService::is_connected(const std::string& id) const { return impl_->is_connected(id); }
+bool ChannelService::has_client(const std::string& id) const { return impl_->has_client(id); }
 size_t ChannelService::session_count() const { return impl_->session_count(); }
 std::vector<std::string> ChannelService::connected_clients() const { return impl_->connected_clients(); }
 ChannelStats ChannelService::stats() const { return impl_->stats(); }

@@ -93,11 +93,11 @@ class Hub::Impl {
   // Constant after open().
   HubOptions opts_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<log::IdReservations> id_reservations_;  // on store_; the reader below uses it
   std::unique_ptr<log::LogReader> reader_;  // records held below return to it
   std::unique_ptr<channel::ChannelService> channel_;
   std::unique_ptr<AdminAuth> auth_;
   std::unique_ptr<FailureThrottle> throttle_;
-  std::unique_ptr<log::IdReservations> id_reservations_;
   std::unique_ptr<SubscriptionRegistry> registry_;
   std::unique_ptr<RecentRecords> recent_;
   std::unique_ptr<JsonlWriter> jsonl_;

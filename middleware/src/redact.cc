@@ -1,9 +1,10 @@
 #include "clio/middleware/redact.h"
 
-#include <strings.h>
-
-#include <cctype>
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <functional>
+#include <unordered_map>
 
 #include "clio/middleware/percent.h"
 
@@ -14,7 +15,29 @@ bool is_word_separator(char c) {
   return c == '_' || c == '-' || c == '.' || c == '[' || c == ']' || c == ' ' || c == '+';
 }
 
-bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+// ASCII only, without the C library's locale lookups (this runs on the
+// request thread for every header).
+bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alnum(char c) { return is_upper(c) || is_lower(c) || is_digit(c); }
+char to_lower(char c) { return is_upper(c) ? static_cast<char>(c + ('a' - 'A')) : c; }
+
+// Whether `s` equals the lower-case `lower`, ignoring ASCII case.
+bool iequals_lower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (to_lower(s[i]) != lower[i]) return false;
+  }
+  return true;
+}
+
+// Finds `c` in either case in s[from..]: the first position, or npos.
+size_t find_either_case(std::string_view s, char lower, size_t from) {
+  const size_t a = s.find(lower, from);
+  const size_t b = s.find(static_cast<char>(lower - ('a' - 'A')), from);
+  return std::min(a, b);
+}
 
 bool is_base64url(char c) { return is_alnum(c) || c == '-' || c == '_'; }
 
@@ -22,7 +45,21 @@ bool is_token68(char c) {
   return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
 }
 
-bool needs_decoding(std::string_view s) { return s.find_first_of("%+") != std::string_view::npos; }
+// Hand-written scans: string_view::find_first_of calls memchr once per
+// character, which costs more than the whole redaction of a short value.
+bool needs_decoding(std::string_view s) {
+  for (char c : s) {
+    if (c == '%' || c == '+') return true;
+  }
+  return false;
+}
+
+size_t param_end(std::string_view s, size_t from) {
+  for (size_t i = from; i < s.size(); ++i) {
+    if (s[i] == '&' || s[i] == ';') return i;
+  }
+  return std::string_view::npos;
+}
 
 // Whether base64 (standard or url alphabet, padding optional) `b` decodes
 // to bytes holding a ':' ("user:password").
@@ -67,8 +104,8 @@ size_t jwt_end(std::string_view s, size_t pos) {
 // The span [begin, end) of the credential after "Bearer " or "Basic " at
 // `pos` (the scheme's first letter), or {npos, npos}.
 std::pair<size_t, size_t> credential_at(std::string_view s, size_t pos) {
-  const bool bearer = s.size() - pos >= 6 && strncasecmp(s.data() + pos, "bearer", 6) == 0;
-  const bool basic = !bearer && s.size() - pos >= 5 && strncasecmp(s.data() + pos, "basic", 5) == 0;
+  const bool bearer = iequals_lower(s.substr(pos, 6), "bearer");
+  const bool basic = !bearer && iequals_lower(s.substr(pos, 5), "basic");
   if (!bearer && !basic) return {std::string_view::npos, std::string_view::npos};
   size_t i = pos + (bearer ? 6 : 5);
   const size_t after_scheme = i;
@@ -83,6 +120,16 @@ std::pair<size_t, size_t> credential_at(std::string_view s, size_t pos) {
   return {begin, i};
 }
 
+uint64_t next_redactor_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string lowered(std::string s) {
+  for (char& c : s) c = to_lower(c);
+  return s;
+}
+
 std::string_view trim(std::string_view v) {
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
   while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
@@ -91,19 +138,20 @@ std::string_view trim(std::string_view v) {
 
 }  // namespace
 
-Redactor::Redactor(RedactOptions options) : options_(std::move(options)) {
+Redactor::Redactor(RedactOptions options) : options_(std::move(options)), id_(next_redactor_id()) {
   for (const std::string& w : options_.words) {
     if (w.empty() || w.size() >= words_by_length_.size()) continue;
-    std::string lower = w;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    words_by_length_[w.size()].push_back(std::move(lower));
+    words_by_length_[w.size()].push_back(lowered(w));
+  }
+  for (const std::string& h : options_.headers) {
+    if (!h.empty() && h.size() < headers_by_length_.size()) headers_by_length_[h.size()].push_back(lowered(h));
   }
 }
 
 bool Redactor::word_matches(std::string_view w) const {
   if (w.empty() || w.size() >= words_by_length_.size()) return false;
   for (const std::string& x : words_by_length_[w.size()]) {
-    if (strncasecmp(x.data(), w.data(), w.size()) == 0) return true;
+    if (iequals_lower(w, x)) return true;
   }
   return false;
 }
@@ -118,8 +166,7 @@ bool Redactor::name_matches(std::string_view name) const {
   for (size_t i = 0; i <= name.size(); ++i) {
     const bool end = i == name.size();
     const bool sep = !end && is_word_separator(name[i]);
-    const bool camel = !end && i > start && std::isupper(static_cast<unsigned char>(name[i])) &&
-                       std::islower(static_cast<unsigned char>(name[i - 1]));
+    const bool camel = !end && i > start && is_upper(name[i]) && is_lower(name[i - 1]);
     if (end || sep || camel) {
       if (word_matches(name.substr(start, i - start))) return true;
       start = sep ? i + 1 : i;
@@ -134,15 +181,15 @@ bool Redactor::is_token(std::string_view v) const {
   while (pad < 2 && pad < v.size() && v[v.size() - 1 - pad] == '=') ++pad;
   v.remove_suffix(pad);
   if (options_.token_min_length == 0 || v.size() < options_.token_min_length) return false;
-  std::array<uint16_t, 128> counts{};
   bool letter = false, digit = false;
   for (char c : v) {
     if (!is_alnum(c) && c != '+' && c != '/' && c != '_' && c != '-') return false;
-    letter = letter || std::isalpha(static_cast<unsigned char>(c));
-    digit = digit || std::isdigit(static_cast<unsigned char>(c));
-    ++counts[static_cast<unsigned char>(c)];
+    letter = letter || is_upper(c) || is_lower(c);
+    digit = digit || is_digit(c);
   }
   if (!letter || !digit) return false;
+  std::array<uint16_t, 128> counts{};
+  for (char c : v) ++counts[static_cast<unsigned char>(c)];
   double bits = 0;
   const double n = static_cast<double>(v.size());
   for (uint16_t k : counts) {
@@ -155,8 +202,10 @@ std::pair<size_t, size_t> Redactor::find_credential(std::string_view s, size_t f
   constexpr size_t npos = std::string_view::npos;
   std::pair<size_t, size_t> found{npos, npos};
   if (options_.jwt) {
-    for (size_t pos = s.find("eyJ", from); pos != npos; pos = s.find("eyJ", pos + 1)) {
-      if (pos > 0 && is_base64url(s[pos - 1])) continue;
+    // "eyJ" found by its 'J', which ordinary text seldom has.
+    for (size_t j = s.find('J', from + 2); j != npos; j = s.find('J', j + 1)) {
+      const size_t pos = j - 2;
+      if (s[pos] != 'e' || s[pos + 1] != 'y' || (pos > 0 && is_base64url(s[pos - 1]))) continue;
       const size_t end = jwt_end(s, pos);
       if (end != npos) {
         found = {pos, end};
@@ -165,8 +214,9 @@ std::pair<size_t, size_t> Redactor::find_credential(std::string_view s, size_t f
     }
   }
   if (options_.http_credentials) {
-    for (size_t i = from; i + 5 < s.size() && i < found.first; ++i) {
-      if ((s[i] | 0x20) != 'b' || (i > 0 && is_alnum(s[i - 1]))) continue;
+    for (size_t i = find_either_case(s, 'b', from); i != npos && i < found.first;
+         i = find_either_case(s, 'b', i + 1)) {
+      if (i > 0 && is_alnum(s[i - 1])) continue;
       const auto span = credential_at(s, i);
       if (span.first != npos) {
         if (span.first < found.first) found = span;
@@ -195,7 +245,7 @@ void Redactor::query(std::string_view raw, std::string& out) const {
   std::string decoded;
   size_t pos = 0;
   while (pos <= raw.size()) {
-    size_t end = raw.find_first_of("&;", pos);
+    size_t end = param_end(raw, pos);
     if (end == std::string_view::npos) end = raw.size();
     const std::string_view param = raw.substr(pos, end - pos);
     const size_t eq = param.find('=');
@@ -292,14 +342,33 @@ void Redactor::path(std::string& path) const {
   path.swap(out);
 }
 
+bool Redactor::hides_header(std::string_view name) const {
+  const bool listed = name.size() < headers_by_length_.size() &&
+                      std::any_of(headers_by_length_[name.size()].begin(), headers_by_length_[name.size()].end(),
+                                  [&](const std::string& h) { return iequals_lower(name, h); });
+  return listed || name_matches(name);
+}
+
 void Redactor::header(std::string_view lower_name, std::string_view value, std::string& out) const {
-  for (const std::string& h : options_.headers) {
-    if (h.size() == lower_name.size() && strncasecmp(h.data(), lower_name.data(), h.size()) == 0) {
-      out.assign(kRedacted);
-      return;
-    }
+  // Header names repeat from request to request: each thread keeps its
+  // verdicts for the last Redactor it used, for up to kCachedNames names.
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  struct Cache {
+    uint64_t redactor = 0;
+    std::unordered_map<std::string, bool, Hash, std::equal_to<>> hidden;
+  };
+  static constexpr size_t kCachedNames = 256;
+  thread_local Cache cache;
+  if (cache.redactor != id_ || cache.hidden.size() >= kCachedNames) {
+    cache.redactor = id_;
+    cache.hidden.clear();
   }
-  if (name_matches(lower_name)) {
+  auto it = cache.hidden.find(lower_name);
+  if (it == cache.hidden.end()) it = cache.hidden.emplace(std::string(lower_name), hides_header(lower_name)).first;
+  if (it->second) {
     out.assign(kRedacted);
     return;
   }

@@ -35,6 +35,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -91,6 +92,8 @@ class Redactor {
 
  private:
   bool word_matches(std::string_view word) const;
+  // Whether a header's whole value goes, by its name.
+  bool hides_header(std::string_view name) const;
   // Whether the decoded value of a parameter or segment must go whole.
   bool hides_value(std::string_view decoded) const;
   // The first credential (a JWT, a Bearer/Basic credential) in `s` at or
@@ -102,8 +105,11 @@ class Redactor {
 
   // Constant after construction.
   const RedactOptions options_;
-  // Credential words by length (lower case), for a cheap lookup.
+  const uint64_t id_;  // tells Redactors apart in the per-thread cache of header verdicts
+  // Credential words and listed headers by length (lower case), for a
+  // cheap lookup.
   std::array<std::vector<std::string>, 33> words_by_length_;
+  std::array<std::vector<std::string>, 65> headers_by_length_;
 };
 
 }  // namespace clio

@@ -32,7 +32,7 @@ std::string sec(int n) { return "Sekr1t" + std::to_string(n) + "Qz"; }
 // A 40-character base64url token, as random as a real one (fixed seed).
 std::string tok(int n) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  uint64_t state = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(n + 1);
+  uint64_t state = 0x2545F4914F6CDD1Dull * static_cast<uint64_t>(n + 1);  // streams that do not overlap
   for (;;) {
     std::string t;
     for (int i = 0; i < 40; ++i) {

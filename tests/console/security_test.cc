@@ -305,7 +305,8 @@ TEST_CASE("every file Clio writes is owner-only, and a readable database is repa
     app.get("/api/hello");
     REQUIRE(app.inspector->drain_for_test(5s));
     for (const std::string& f : {db, db + "-wal", db + "-shm", o.jsonl_path}) {
-      CHECK_MESSAGE(mode_of(f) == 0600, f << " has mode " << std::oct << mode_of(f));
+      const mode_t m = mode_of(f);
+      CHECK_MESSAGE(m == 0600, f << " has mode " << std::oct << m);
     }
   }
   // Another tool (or an older Clio) left them readable by everyone.
@@ -315,7 +316,9 @@ TEST_CASE("every file Clio writes is owner-only, and a readable database is repa
   {
     App app(o);
     for (const std::string& f : {db, db + "-wal", db + "-shm", o.jsonl_path}) {
-      if (std::filesystem::exists(f)) CHECK_MESSAGE(mode_of(f) == 0600, f << " has mode " << std::oct << mode_of(f));
+      if (!std::filesystem::exists(f)) continue;
+      const mode_t m = mode_of(f);
+      CHECK_MESSAGE(m == 0600, f << " has mode " << std::oct << m);
     }
   }
   std::filesystem::remove_all(dir);

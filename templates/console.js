@@ -31,6 +31,10 @@ const BACKFILL = 200;        // stored records asked for with a new subscription
 const STATS_EVERY_MS = 2000;
 
 const api = new Api(prefixFromLocation());
+// Copy as curl targets the server's configured public origin (api/session),
+// never the Host header a captured request carried.
+let publicOrigin = location.origin;
+const curlOf = (r) => { const o = new URL(publicOrigin); return toCurl({ ...r, host: o.host }, o.protocol); };
 const store = new RowStore({ cap: 100000 });
 const charts = new Charts($('rate-chart'), $('lat-chart'));
 
@@ -680,7 +684,7 @@ function showDetail(e) {
   }
   const headers = r.headers && typeof r.headers === 'object' ? Object.entries(r.headers) : [];
   const tags = r.tags && typeof r.tags === 'object' ? Object.entries(r.tags) : [];
-  const curl = el('pre', 'curl', toCurl(r, location.protocol));
+  const curl = el('pre', 'curl', curlOf(r));
   body.replaceChildren(
     el('h3', '', 'Record'), kv(fields),
     el('h3', '', 'Matched subscriptions'), matched,
@@ -814,7 +818,7 @@ function wireControls() {
   $('detail-close').addEventListener('click', closeDetail);
   $('copy-curl').addEventListener('click', async () => {
     if (!detailEntry) return;
-    $('copy-msg').textContent = (await copyText(toCurl(detailEntry.r, location.protocol))) ? 'copied' : 'select the command below to copy it';
+    $('copy-msg').textContent = (await copyText(curlOf(detailEntry.r))) ? 'copied' : 'select the command below to copy it';
   });
   $('copy-json').addEventListener('click', async () => {
     if (!detailEntry) return;
@@ -825,6 +829,11 @@ function wireControls() {
     ev.preventDefault();
     try { await api.post('logout', {}); } catch { /* leave anyway */ }
     try { sessionStorage.removeItem(CLIENT_KEY); } catch { /* ignore */ }
+    location.href = `${api.prefix}login`;
+  });
+  $('logout-all').addEventListener('click', async () => {
+    if (!window.confirm('Log out every admin session, in every browser?')) return;
+    try { await api.del('api/sessions'); } catch { /* leave anyway */ }
     location.href = `${api.prefix}login`;
   });
   document.addEventListener('keydown', (ev) => {
@@ -867,7 +876,7 @@ async function start() {
   updateCounters();
 
   try {
-    await api.init();
+    publicOrigin = (await api.init()).origin || location.origin;
   } catch (e) {
     setConn({ state: 'error', detail: `cannot reach the console API: ${e.message}` });
     return;

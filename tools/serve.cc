@@ -24,7 +24,7 @@ void on_signal(int) { g_stop = 1; }
 
 constexpr const char* kServeUsage =
     "usage: clio serve --redis URL [--stream NAME] [--port N] [--bind ADDR] [--db PATH]\n"
-    "                  [--prefix PATH] [--threads N] [--jsonl PATH|-]\n"
+    "                  [--prefix PATH] [--threads N] [--jsonl PATH|-] [--public-origin URL]\n"
     "  --redis URL      redis://[[user]:password@]host[:port][/db] (required)\n"
     "  --stream NAME    the stream the app instances publish to (default clio:records)\n"
     "  --port N         port to listen on (default 8090; 0 picks a free one)\n"
@@ -33,6 +33,8 @@ constexpr const char* kServeUsage =
     "  --prefix PATH    where the console lives (default /_clio/)\n"
     "  --threads N      CivetWeb worker threads: one per open console tab, plus 8 kept for HTTP (default 64)\n"
     "  --jsonl PATH     also write every record as a JSON line ('-' = stdout)\n"
+    "  --public-origin URL  the origin browsers reach the console at, e.g. https://clio.example.com\n"
+    "                   (default: the listening address); the WebSocket Origin check and copy-as-curl use it\n"
     "environment: CLIO_ADMIN_KEY fixes the admin key (else one is generated and kept in the db)\n";
 
 int serve_usage(const std::string& why) {
@@ -80,6 +82,8 @@ int cmd_serve(const std::vector<std::string>& args) {
       if (!parse_int(v, 16, 1024, threads)) return serve_usage("bad thread count '" + v + "' (16..1024)");
     } else if (k == "--jsonl") {
       hub.jsonl_path = v;
+    } else if (k == "--public-origin") {
+      hub.public_origin = v;
     } else {
       return serve_usage("unknown option '" + k + "'");
     }
@@ -97,7 +101,9 @@ int cmd_serve(const std::vector<std::string>& args) {
 
   std::vector<std::string> opts = {"listening_ports", bind + ":" + std::to_string(port),
                                    "num_threads", std::to_string(threads),
-                                   "access_control_allow_methods", ""};
+                                   "access_control_allow_methods", "",
+                                   // Room for a query at its 4 KiB limit in a URL, percent-encoded.
+                                   "max_request_size", "65536"};
   clio::channel::append_recommended_civetweb_options(opts, hub.channel);
   std::vector<const char*> ptrs;
   for (const auto& o : opts) ptrs.push_back(o.c_str());

@@ -231,6 +231,11 @@ bool ChannelService::Impl::is_connected(const std::string& id) const {
   return it != clients_.end() && it->second.session != nullptr;
 }
 
+bool ChannelService::Impl::has_client(const std::string& id) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return clients_.count(id) > 0;
+}
+
 size_t ChannelService::Impl::session_count() const {
   std::lock_guard<std::mutex> lk(mu_);
   return sessions_.size();
@@ -354,6 +359,7 @@ SendResult ChannelService::send_message(const std::string& id, std::string m) {
   return impl_->send_message(id, std::move(m));
 }
 bool ChannelService::is_connected(const std::string& id) const { return impl_->is_connected(id); }
+bool ChannelService::has_client(const std::string& id) const { return impl_->has_client(id); }
 size_t ChannelService::session_count() const { return impl_->session_count(); }
 size_t ChannelService::session_limit() const { return impl_->session_limit(); }
 std::vector<std::string> ChannelService::connected_clients() const { return impl_->connected_clients(); }

@@ -142,6 +142,7 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   Result<Token> create_channel(const std::string& id, std::chrono::seconds duration);
   SendResult send_message(const std::string& id, std::string message);
   bool is_connected(const std::string& id) const;
+  bool has_client(const std::string& id) const;
   size_t session_count() const;
   size_t session_limit() const;
   std::vector<std::string> connected_clients() const;

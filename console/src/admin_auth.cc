@@ -75,21 +75,35 @@ bool split_cookie(std::string_view c, std::string_view& expiry, std::string_view
 
 }  // namespace
 
-AdminAuth::AdminAuth(Options options) : options_(std::move(options)) {}
+AdminAuth::AdminAuth(Options options)
+    : admin_key_(std::move(options.admin_key)),
+      session_ttl_(options.session_ttl),
+      login_code_ttl_(options.login_code_ttl),
+      session_key_(std::move(options.session_key)) {}
 
 bool AdminAuth::key_ok(std::string_view presented) const {
   // Compare MACs of both so the comparison time does not depend on lengths.
-  return !options_.admin_key.empty() &&
-         ct_equal(mac("key:" + std::string(presented)), mac("key:" + options_.admin_key));
+  return !admin_key_.empty() && ct_equal(mac("key:" + std::string(presented)), mac("key:" + admin_key_));
 }
 
 std::string AdminAuth::mac(std::string_view data) const {
-  return base64url(hmac_sha256(options_.session_key, data));
+  std::string key;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    key = session_key_;
+  }
+  return base64url(hmac_sha256(key, data));
+}
+
+void AdminAuth::set_session_key(std::string key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  session_key_ = std::move(key);
+  revoked_.clear();  // nothing signed with the old key passes any more
 }
 
 AdminAuth::Session AdminAuth::new_session(int64_t now) const {
   Session s;
-  s.expires_at = now + options_.session_ttl.count();
+  s.expires_at = now + session_ttl_.count();
   const std::string nonce = random_token(18);
   const std::string body = "v1." + std::to_string(s.expires_at) + "." + nonce;
   s.cookie = body + "." + mac(body);
@@ -97,27 +111,34 @@ AdminAuth::Session AdminAuth::new_session(int64_t now) const {
   return s;
 }
 
-std::string AdminAuth::check_session(std::string_view cookie, int64_t now) const {
+std::optional<AdminAuth::SessionId> AdminAuth::session_id(std::string_view cookie, int64_t now) const {
   std::string_view expiry, nonce, m;
-  if (!split_cookie(cookie, expiry, nonce, m)) return "";
+  if (!split_cookie(cookie, expiry, nonce, m)) return std::nullopt;
   const std::string body = "v1." + std::string(expiry) + "." + std::string(nonce);
-  if (!ct_equal(m, mac(body))) return "";
+  if (!ct_equal(m, mac(body))) return std::nullopt;
   char* end = nullptr;
   const std::string e(expiry);
   const long long exp = std::strtoll(e.c_str(), &end, 10);
-  if (*end != '\0' || exp < now) return "";
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (revoked_.count(std::string(nonce))) return "";
-  }
-  return mac("csrf:" + std::string(nonce));
+  if (*end != '\0' || exp < now) return std::nullopt;
+  return SessionId{std::string(nonce), exp};
 }
 
-void AdminAuth::revoke(std::string_view cookie) {
-  std::string_view expiry, nonce, m;
-  if (!split_cookie(cookie, expiry, nonce, m)) return;
+std::string AdminAuth::check_session(std::string_view cookie, int64_t now) const {
+  auto id = session_id(cookie, now);
+  if (!id) return "";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (revoked_.count(id->nonce)) return "";
+  }
+  return mac("csrf:" + id->nonce);
+}
+
+void AdminAuth::revoke(const SessionId& id, int64_t now) {
   std::lock_guard<std::mutex> lock(mu_);
-  revoked_.insert(std::string(nonce));
+  for (auto it = revoked_.begin(); it != revoked_.end();) {
+    it = it->second < now ? revoked_.erase(it) : std::next(it);
+  }
+  if (id.expires_at >= now) revoked_[id.nonce] = id.expires_at;
 }
 
 std::string AdminAuth::new_login_code(int64_t now) {
@@ -126,7 +147,7 @@ std::string AdminAuth::new_login_code(int64_t now) {
   for (auto it = login_codes_.begin(); it != login_codes_.end();) {
     it = it->second < now ? login_codes_.erase(it) : std::next(it);
   }
-  login_codes_[code] = now + options_.login_code_ttl.count();
+  login_codes_[code] = now + login_code_ttl_.count();
   return code;
 }
 
@@ -137,30 +158,6 @@ bool AdminAuth::redeem_login_code(std::string_view code, int64_t now) {
   const bool live = it->second >= now;
   login_codes_.erase(it);
   return live;
-}
-
-bool AdminAuth::origin_ok(std::string_view origin, std::string_view host) const {
-  if (origin.empty() || host.empty()) return false;
-  for (const std::string& o : options_.allowed_origins) {
-    if (origin == o) return true;
-  }
-  const std::string h(host);
-  return origin == "http://" + h || origin == "https://" + h;
-}
-
-bool AdminAuth::login_throttled(int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (now / 60 != failure_minute_) return false;
-  return failures_ >= kMaxFailuresPerMinute;
-}
-
-void AdminAuth::note_login_failure(int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (now / 60 != failure_minute_) {
-    failure_minute_ = now / 60;
-    failures_ = 0;
-  }
-  ++failures_;
 }
 
 }  // namespace clio::console

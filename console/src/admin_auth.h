@@ -1,22 +1,26 @@
 // Admin authentication for everything under the console prefix. Fails closed:
 // a request is allowed only with a valid admin key (Bearer) or a valid,
-// unexpired session cookie; state-changing requests with a cookie also need
-// the CSRF header, and WebSocket upgrades with a cookie need a same-origin
-// Origin header.
+// unexpired session cookie (the HTTP layer adds the CSRF header and Origin
+// checks).
 //
 // Session cookies are stateless: "v1.<expiry>.<nonce>.<mac>", the MAC an
 // HMAC-SHA256 under a key kept in the store, so sessions survive a restart.
 // The CSRF token is derived from the cookie's nonce with the same key.
+// Logging out revokes one cookie's nonce (the hub stores it, so it stays
+// revoked across restarts); logging out everywhere replaces the key.
+//
+//   AdminAuth auth({.admin_key = key, .session_key = stored});
+//   AdminAuth::Session s = auth.new_session(now);       // s.cookie -> Set-Cookie
+//   std::string csrf = auth.check_session(cookie, now); // "" = not a live session
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
-#include <vector>
 
 namespace clio::console {
 
@@ -28,7 +32,6 @@ class AdminAuth {
     std::string session_key;       // HMAC key for cookies and CSRF tokens
     std::chrono::seconds session_ttl{12 * 3600};
     std::chrono::seconds login_code_ttl{15 * 60};
-    std::vector<std::string> allowed_origins;  // extra origins for cookie-authenticated upgrades
   };
   explicit AdminAuth(Options options);
 
@@ -45,35 +48,39 @@ class AdminAuth {
   // The CSRF token of a valid cookie value, or "" when the cookie is invalid,
   // expired or revoked.
   std::string check_session(std::string_view cookie, int64_t now) const;
-  // Revokes a cookie (logout) until it expires or the process restarts.
-  void revoke(std::string_view cookie);
+
+  // What identifies a session for revocation: its nonce and expiry.
+  struct SessionId {
+    std::string nonce;
+    int64_t expires_at = 0;
+  };
+  // The id of a cookie this server signed that has not expired, whether
+  // revoked or not; nullopt otherwise.
+  std::optional<SessionId> session_id(std::string_view cookie, int64_t now) const;
+  // Refuses the session from now on (until it expires). The caller makes
+  // it durable (the store) and restores stored revocations at start.
+  void revoke(const SessionId& id, int64_t now);
+  // Replaces the session-signing key: every cookie and CSRF token issued
+  // before stops working ("log out everywhere").
+  void set_session_key(std::string key);
 
   // A one-time login code, valid once for login_code_ttl.
   std::string new_login_code(int64_t now);
   // True (and the code is spent) when `code` is a live one-time code.
   bool redeem_login_code(std::string_view code, int64_t now);
 
-  // Whether `origin` may open a cookie-authenticated WebSocket to a server
-  // reached as `host` (the Host header): same origin or an allowed one.
-  bool origin_ok(std::string_view origin, std::string_view host) const;
-
-  // Failed logins in the current minute; refuse more than kMaxFailuresPerMinute.
-  bool login_throttled(int64_t now);
-  void note_login_failure(int64_t now);
-  static constexpr int kMaxFailuresPerMinute = 20;
-
  private:
   std::string mac(std::string_view data) const;
 
   // Constant after construction.
-  const Options options_;
+  const std::string admin_key_;
+  const std::chrono::seconds session_ttl_, login_code_ttl_;
 
   mutable std::mutex mu_;
   // Guarded by mu_.
+  std::string session_key_;
   std::unordered_map<std::string, int64_t> login_codes_;  // code -> expiry
-  std::unordered_set<std::string> revoked_;               // revoked cookie nonces
-  int64_t failure_minute_ = 0;
-  int failures_ = 0;
+  std::unordered_map<std::string, int64_t> revoked_;      // revoked cookie nonce -> its expiry
 };
 
 // Random bytes from OpenSSL, base64url-encoded without padding.

@@ -22,6 +22,7 @@ namespace {
 
 constexpr const char* kSessionCookie = "clio_session";
 constexpr const char* kCsrfHeader = "X-Clio-CSRF";
+constexpr uint64_t kMaxSubscriptionId = (uint64_t{1} << 63) - 1;
 
 // The login form and its script: the only things served before logging in.
 bool public_route(std::string_view route) { return route == "login" || route == "login.js"; }
@@ -59,15 +60,24 @@ const char kLoginFallback[] =
     "<form method=post><label>Admin key <input type=password name=key autofocus></label>"
     "<button>Log in</button></form>";
 
-int serve_asset(mg_connection* conn, const templates::Asset& a) {
-  std::string extra;
-  if (a.content_type.rfind("text/html", 0) == 0) {
-    extra =
-        "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
-        "form-action 'self'\r\n";
+// The pages' Content-Security-Policy header: scripts and connections to
+// this server only, WebSockets included (the ws:/wss: forms of its public
+// origins; 'self' alone does not cover them in every browser).
+std::string csp_header(const std::vector<std::string>& origins) {
+  std::string connect = "'self'";
+  for (const std::string& o : origins) {
+    if (o.rfind("https://", 0) == 0) connect += " wss://" + o.substr(8);
+    else if (o.rfind("http://", 0) == 0) connect += " ws://" + o.substr(7);
   }
-  return send_raw(conn, 200, a.content_type, a.data, extra);
+  return "Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+         "img-src 'self' data:; connect-src " + connect + "; frame-ancestors 'none'; base-uri 'none'; "
+         "form-action 'self'\r\n";
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const std::string& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
 }
 
 // One Prometheus metric: its HELP and TYPE lines, then one sample per
@@ -150,6 +160,13 @@ std::string label_value(std::string_view v) {
 
 }  // namespace
 
+HttpApi::HttpApi(Hub::Impl& hub) : hub_(hub), csp_(csp_header(hub.public_origins())) {}
+
+int HttpApi::serve_asset(mg_connection* conn, const templates::Asset& a) const {
+  const bool html = a.content_type.rfind("text/html", 0) == 0;
+  return send_raw(conn, 200, a.content_type, a.data, html ? csp_ : std::string());
+}
+
 void HttpApi::mount(mg_context* ctx) {
   mg_set_auth_handler(ctx, hub_.options().prefix.c_str(), &HttpApi::handle_auth, this);
   mg_set_request_handler(ctx, hub_.options().prefix.c_str(), &HttpApi::handle_request, this);
@@ -167,19 +184,27 @@ int HttpApi::authorize(mg_connection* conn) {
   AdminAuth& auth = hub_.auth();
   const std::string route = route_of(conn, prefix);
   if (public_route(route) && !is_upgrade(conn)) return 1;
+  const auto now = static_cast<int64_t>(now_seconds());
   const std::string key = bearer(conn);
   if (!key.empty()) {
+    const std::string address = client_address(conn, hub_.options().trust_x_forwarded_for);
+    if (hub_.throttle().throttled(address, now)) {
+      send_throttled(conn);
+      return 0;
+    }
     if (auth.key_ok(key)) return 1;
+    hub_.throttle().note_failure(address, FailureThrottle::kBearer, now);
     send_error(conn, 401, "unauthorized", "wrong admin key");
     return 0;
   }
   const std::string cookie = get_cookie(conn, kSessionCookie);
-  const auto now = static_cast<int64_t>(now_seconds());
   const std::string csrf = cookie.empty() ? "" : auth.check_session(cookie, now);
   if (!csrf.empty()) {
     if (is_upgrade(conn)) {
-      if (auth.origin_ok(header(conn, "Origin"), header(conn, "Host"))) return 1;
-      send_error(conn, 403, "bad_origin", "WebSocket upgrades with a session cookie must come from the console's origin");
+      if (hub_.origin_ok(header(conn, "Origin"))) return 1;
+      send_error(conn, 403, "bad_origin",
+                 "WebSocket upgrades with a session cookie must come from the console's public origin (" +
+                     join(hub_.public_origins()) + "; set public_origin, or allowed_origins, for others)");
       return 0;
     }
     if (is_safe_method(conn)) return 1;
@@ -197,8 +222,13 @@ int HttpApi::authorize(mg_connection* conn) {
   return 0;
 }
 
+int HttpApi::send_throttled(mg_connection* conn) {
+  return send_error(conn, 429, "throttled", "too many failed attempts from this address; wait a minute");
+}
+
 int HttpApi::route(mg_connection* conn) {
   const HubOptions& opts = hub_.options();
+  if (path_has_nul(conn)) return send_error(conn, 400, "bad_path", "the path holds an encoded NUL (%00)");
   const std::string r = route_of(conn, opts.prefix);
   const mg_request_info* ri = mg_get_request_info(conn);
   const auto now = static_cast<int64_t>(now_seconds());
@@ -212,18 +242,24 @@ int HttpApi::route(mg_connection* conn) {
     return serve_asset(conn, *page);
   }
   if (r == "login") return login(conn, get, post, now);
+  const std::string clear_cookie = std::string("Set-Cookie: ") + kSessionCookie + "=; Path=" + opts.prefix +
+                                   "; HttpOnly; SameSite=Strict; Max-Age=0\r\n";
   if (r == "logout") {
     if (!post) return send_error(conn, 405, "method_not_allowed", "use POST");
-    hub_.auth().revoke(get_cookie(conn, kSessionCookie));
-    return send_json(conn, 200, json{{"ok", true}},
-                     std::string("Set-Cookie: ") + kSessionCookie + "=; Path=" + opts.prefix +
-                         "; HttpOnly; SameSite=Strict; Max-Age=0\r\n");
+    if (Status s = hub_.log_out(get_cookie(conn, kSessionCookie)); !s.ok()) return send_status(conn, s);
+    return send_json(conn, 200, json{{"ok", true}}, clear_cookie);
+  }
+  if (r == "api/sessions") {
+    if (!is_method(conn, "DELETE")) return send_error(conn, 405, "method_not_allowed", "use DELETE");
+    if (Status s = hub_.log_out_everywhere(); !s.ok()) return send_status(conn, s);
+    return send_json(conn, 200, json{{"ok", true}}, clear_cookie);
   }
   if (r == "api/session") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
     const std::string cookie = get_cookie(conn, kSessionCookie);
     const std::string csrf = cookie.empty() ? "" : hub_.auth().check_session(cookie, now);
-    return send_json(conn, 200, json{{"csrf", csrf}, {"prefix", opts.prefix}});
+    const std::string origin = hub_.public_origins().empty() ? "" : hub_.public_origins().front();
+    return send_json(conn, 200, json{{"csrf", csrf}, {"prefix", opts.prefix}, {"origin", origin}});
   }
   if (r == "api/token") {
     if (!post) return send_error(conn, 405, "method_not_allowed", "use POST");
@@ -232,19 +268,8 @@ int HttpApi::route(mg_connection* conn) {
   if (r == "api/subscriptions") return subscriptions(conn, get, post);
   if (r.rfind("api/subscriptions/", 0) == 0) return subscription(conn, r.substr(std::strlen("api/subscriptions/")), get);
   if (r == "api/check") {
-    if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
-    const std::string q = ri->query_string ? get_var(ri->query_string, "q") : "";
-    auto parsed = matcher::parse(q, http_schema(), opts.query);
-    if (!parsed.ok()) return send_json(conn, 200, json{{"valid", false}, {"error", query_error_json(parsed.error)}});
-    const matcher::AccessExplanation plan = hub_.dispatcher().explain(*parsed.query);
-    return send_json(conn, 200,
-                     json{{"valid", true},
-                          {"normalized", parsed.query->canonical()},
-                          {"plan",
-                           {{"every_record", plan.every_record},
-                            {"code", matcher::every_record_code(plan.reason)},
-                            {"reason", matcher::every_record_text(plan.reason)},
-                            {"text", plan.text}}}});
+    if (!get && !post) return send_error(conn, 405, "method_not_allowed", "use GET or POST");
+    return check(conn, post);
   }
   if (r == "api/schema") {
     if (!get) return send_error(conn, 405, "method_not_allowed", "use GET");
@@ -275,6 +300,35 @@ int HttpApi::route(mg_connection* conn) {
   return send_error(conn, 404, "not_found", "no such console resource");
 }
 
+// GET api/check?q=QUERY, or POST api/check {"query": QUERY} for queries too
+// long for a URL.
+int HttpApi::check(mg_connection* conn, bool post) {
+  std::string q;
+  if (post) {
+    auto body = read_body(conn, hub_.options().max_body_bytes);
+    if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
+    json j = json::parse(*body, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("query") || !j["query"].is_string()) {
+      return send_error(conn, 400, "bad_query", "the body must be a JSON object with query (a string)");
+    }
+    q = j["query"].get<std::string>();
+  } else {
+    const mg_request_info* ri = mg_get_request_info(conn);
+    q = ri->query_string ? get_var(ri->query_string, "q") : "";
+  }
+  auto parsed = matcher::parse(q, http_schema(), hub_.options().query);
+  if (!parsed.ok()) return send_json(conn, 200, json{{"valid", false}, {"error", query_error_json(parsed.error)}});
+  const matcher::AccessExplanation plan = hub_.dispatcher().explain(*parsed.query);
+  return send_json(conn, 200,
+                   json{{"valid", true},
+                        {"normalized", parsed.query->canonical()},
+                        {"plan",
+                         {{"every_record", plan.every_record},
+                          {"code", matcher::every_record_code(plan.reason)},
+                          {"reason", matcher::every_record_text(plan.reason)},
+                          {"text", plan.text}}}});
+}
+
 int HttpApi::login(mg_connection* conn, bool get, bool post, int64_t now) {
   const HubOptions& opts = hub_.options();
   AdminAuth& auth = hub_.auth();
@@ -286,11 +340,15 @@ int HttpApi::login(mg_connection* conn, bool get, bool post, int64_t now) {
                          std::string("Set-Cookie: ") + kSessionCookie + "=" + s.cookie + cookie_attrs +
                              "; Max-Age=" + std::to_string(opts.session_ttl.count()) + "\r\n");
   };
+  FailureThrottle& throttle = hub_.throttle();
+  const std::string address = client_address(conn, opts.trust_x_forwarded_for);
   if (get) {
     const mg_request_info* ri = mg_get_request_info(conn);
     const std::string code = ri->query_string ? get_var(ri->query_string, "code") : "";
     if (!code.empty()) {
+      if (throttle.throttled(address, now)) return send_throttled(conn);
       if (auth.redeem_login_code(code, now)) return start_session();
+      throttle.note_failure(address, FailureThrottle::kLoginCode, now);
       return send_redirect(conn, opts.prefix + "login?error=code");
     }
     const templates::Asset* page = templates::find_asset("login.html");
@@ -298,11 +356,11 @@ int HttpApi::login(mg_connection* conn, bool get, bool post, int64_t now) {
     return send_raw(conn, 200, "text/html; charset=utf-8", kLoginFallback);
   }
   if (!post) return send_error(conn, 405, "method_not_allowed", "use GET or POST");
-  if (auth.login_throttled(now)) return send_error(conn, 429, "throttled", "too many failed logins; wait a minute");
+  if (throttle.throttled(address, now)) return send_throttled(conn);
   auto body = read_body(conn, 4096);
   if (!body.ok()) return send_error(conn, 413, "too_large", body.status().message());
   if (auth.key_ok(get_var(*body, "key"))) return start_session();
-  auth.note_login_failure(now);
+  throttle.note_failure(address, FailureThrottle::kLoginKey, now);
   return send_redirect(conn, opts.prefix + "login?error=1");
 }
 
@@ -355,16 +413,20 @@ int HttpApi::subscriptions(mg_connection* conn, bool get, bool post) {
   if (!parsed.ok()) return send_json(conn, 400, json{{"error", query_error_json(parsed.error)}});
   auto sub = hub_.subscribe(j["client_id"].get<std::string>(), text, *parsed.query, backfill);
   if (!sub.ok()) {
-    const bool quota = sub.status().code() == StatusCode::kResourceExhausted;
-    return send_status(conn, sub.status(), quota ? "too_many_subscriptions" : "");
+    const StatusCode code = sub.status().code();
+    return send_status(conn, sub.status(), code == StatusCode::kResourceExhausted ? "too_many_subscriptions"
+                                           : code == StatusCode::kNotFound        ? "unknown_client"
+                                                                                   : "");
   }
   return send_json(conn, 201, subscription_json(**sub));
 }
 
 int HttpApi::subscription(mg_connection* conn, const std::string& tail, bool get) {
-  char* end = nullptr;
-  const unsigned long long id = std::strtoull(tail.c_str(), &end, 10);
-  if (tail.empty() || *end != '\0') return send_error(conn, 404, "not_found", "no such subscription");
+  const std::optional<uint64_t> parsed = parse_decimal(tail, kMaxSubscriptionId);
+  if (!parsed || *parsed == 0) {
+    return send_error(conn, 400, "bad_id", "a subscription id is a number from 1 to 2^63-1, digits only");
+  }
+  const uint64_t id = *parsed;
   if (is_method(conn, "DELETE")) {
     if (Status s = hub_.unsubscribe(id); !s.ok()) return send_status(conn, s);
     return send_json(conn, 200, json{{"id", id}});
@@ -383,10 +445,9 @@ int HttpApi::records(mg_connection* conn) {
   const std::string lim = ri->query_string ? get_var(ri->query_string, "limit") : "";
   size_t limit = 100;
   if (!lim.empty()) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(lim.c_str(), &end, 10);
-    if (*end != '\0' || v == 0 || v > 1000) return send_error(conn, 400, "bad_limit", "limit must be 1 to 1000");
-    limit = v;
+    const std::optional<uint64_t> v = parse_decimal(lim, 1000);
+    if (!v || *v == 0) return send_error(conn, 400, "bad_limit", "limit must be 1 to 1000, digits only");
+    limit = static_cast<size_t>(*v);
   }
   std::optional<matcher::Query> query;
   if (!q.empty()) {
@@ -467,6 +528,12 @@ int HttpApi::stats(mg_connection* conn) {
                         {"subscriptions", s.subscriptions},
                         {"sessions", s.sessions},
                         {"last_id", s.last_id},
+                        {"auth",
+                         {{"failures",
+                           {{"login_key", s.auth_failures_login_key},
+                            {"bearer", s.auth_failures_bearer},
+                            {"login_code", s.auth_failures_login_code}}},
+                          {"refused", s.auth_refused}}},
                         {"instances", instances},
                         {"matcher", matcher_json(s.matcher)},
                         {"log",
@@ -518,6 +585,12 @@ int HttpApi::metrics(mg_connection* conn) {
   }
   text += metric("clio_subscriptions_every_record", "gauge",
                  "Subscriptions the matcher checks on every record, by why they cannot be indexed.", every_record);
+  text += metric("clio_auth_failures_total", "counter", "Failed credential attempts, by kind.",
+                 {{"kind=\"login_key\"", d(s.auth_failures_login_key)},
+                  {"kind=\"bearer\"", d(s.auth_failures_bearer)},
+                  {"kind=\"login_code\"", d(s.auth_failures_login_code)}});
+  text += metric("clio_auth_throttled_total", "counter",
+                 "Credential attempts refused unchecked: their address had used up its failures.", d(s.auth_refused));
   text += metric("clio_instance_published_total", "counter", "Records an instance published.", published);
   text += metric("clio_instance_dropped_total", "counter", "Records an instance dropped at the source.", dropped);
   text += metric("clio_instance_records_total", "counter", "Records of an instance this console dispatched.", records);

@@ -12,13 +12,18 @@
 struct mg_connection;
 struct mg_context;
 
+namespace clio::templates {
+struct Asset;
+}
+
 namespace clio::console {
 
 // Safe for concurrent use by multiple threads (CivetWeb workers). Borrows
 // `hub`, which must outlive it; mount() is called once.
 class [[gnu::visibility("hidden")]] HttpApi {
  public:
-  explicit HttpApi(Hub::Impl& hub) : hub_(hub) {}
+  // Call after the hub knows its public origins (attach).
+  explicit HttpApi(Hub::Impl& hub);
   // Not copyable.
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
@@ -31,6 +36,10 @@ class [[gnu::visibility("hidden")]] HttpApi {
   int authorize(mg_connection* conn);
   int route(mg_connection* conn);
   int login(mg_connection* conn, bool get, bool post, int64_t now);
+  int check(mg_connection* conn, bool post);
+  int serve_asset(mg_connection* conn, const templates::Asset& a) const;
+  // Answers 429 to an address that used up its failed attempts.
+  static int send_throttled(mg_connection* conn);
   int token(mg_connection* conn);
   int subscriptions(mg_connection* conn, bool get, bool post);
   int subscription(mg_connection* conn, const std::string& tail, bool get);
@@ -39,7 +48,9 @@ class [[gnu::visibility("hidden")]] HttpApi {
   int stats(mg_connection* conn);
   int metrics(mg_connection* conn);
 
+  // Constant after construction.
   Hub::Impl& hub_;
+  const std::string csp_;  // the pages' Content-Security-Policy header line
 };
 
 }  // namespace clio::console

@@ -2,6 +2,7 @@
 
 #include <civetweb.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace clio::console {
@@ -133,6 +134,78 @@ std::string get_cookie(const mg_connection* conn, const char* name) {
 std::string header(const mg_connection* conn, const char* name) {
   const char* v = mg_get_header(conn, name);
   return v ? v : "";
+}
+
+std::optional<uint64_t> parse_decimal(std::string_view s, uint64_t max) {
+  if (s.empty() || s.size() > 20 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (max - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+bool path_has_nul(const mg_connection* conn) {
+  // CivetWeb 1.15 parses the request line in place: the path ends at the
+  // '?' or at the blank before "HTTP/", both overwritten with NULs, and is
+  // then decoded in place. Decoding writes the shorter result followed by a
+  // NUL and leaves the last raw bytes (never NUL) in place up to that end.
+  // So after the first NUL only raw bytes follow, unless a NUL was decoded:
+  // then another NUL comes later with raw bytes after it.
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const char* p = ri->local_uri_raw;
+  if (p == nullptr) return false;
+  const char* end = ri->query_string != nullptr ? ri->query_string - 1
+                    : ri->http_version != nullptr ? ri->http_version - 5
+                                                  : nullptr;
+  if (end == nullptr || end <= p) return false;
+  for (const char* q = p + std::strlen(p) + 2; q < end; ++q) {
+    if (q[-1] == '\0' && q[0] != '\0') return true;
+  }
+  return false;
+}
+
+std::string client_address(const mg_connection* conn, bool trust_forwarded) {
+  if (trust_forwarded) {
+    std::string_view xff = header(conn, "X-Forwarded-For");
+    const size_t comma = xff.rfind(',');
+    std::string_view hop = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+    while (!hop.empty() && hop.front() == ' ') hop.remove_prefix(1);
+    while (!hop.empty() && hop.back() == ' ') hop.remove_suffix(1);
+    if (!hop.empty()) return std::string(hop.substr(0, 64));
+  }
+  return mg_get_request_info(conn)->remote_addr;
+}
+
+std::vector<std::string> listening_origins(const mg_context* ctx) {
+  std::vector<std::string> out;
+  mg_server_port ports[8];
+  const int n = mg_get_server_ports(ctx, 8, ports);
+  const char* configured = mg_get_option(ctx, "listening_ports");
+  std::string_view entries = configured != nullptr ? configured : "";
+  for (int i = 0; i < n; ++i) {
+    // The i-th configured entry: [ADDR:]PORT[s|r], e.g. "127.0.0.1:8080".
+    const size_t comma = entries.find(',');
+    std::string_view entry = entries.substr(0, comma);
+    entries = comma == std::string_view::npos ? std::string_view() : entries.substr(comma + 1);
+    if (ports[i].is_redirect) continue;
+    const size_t colon = entry.rfind(':');
+    std::string addr(colon == std::string_view::npos ? std::string_view() : entry.substr(0, colon));
+    addr.erase(std::remove_if(addr.begin(), addr.end(), [](char c) { return c == ' ' || c == '[' || c == ']' || c == '+'; }),
+               addr.end());
+    const bool tls = ports[i].is_ssl != 0;
+    const std::string port = ports[i].port == (tls ? 443 : 80) ? "" : ":" + std::to_string(ports[i].port);
+    std::vector<std::string> hosts = {addr};
+    if (addr.empty() || addr == "0.0.0.0" || addr == "127.0.0.1") hosts = {"127.0.0.1", "localhost"};
+    for (const std::string& h : hosts) {
+      std::string o = (tls ? "https://" : "http://") + h + port;
+      if (std::find(out.begin(), out.end(), o) == out.end()) out.push_back(std::move(o));
+    }
+  }
+  return out;
 }
 
 }  // namespace clio::console

@@ -3,8 +3,11 @@
 // console's security headers.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +15,7 @@
 #include "clio/matcher/query.h"
 
 struct mg_connection;
+struct mg_context;
 
 namespace clio::console {
 
@@ -46,6 +50,20 @@ std::string get_var(std::string_view data, const char* name);
 std::string get_cookie(const mg_connection* conn, const char* name);
 // The request header, or "".
 std::string header(const mg_connection* conn, const char* name);
+
+// An id or a limit from a URL: ASCII digits only (no sign, space or
+// leading zero), at most `max`; nullopt otherwise.
+std::optional<uint64_t> parse_decimal(std::string_view s, uint64_t max);
+// Whether the request path held an encoded NUL (%00). CivetWeb decodes the
+// path in place, so the path every handler sees ends at that NUL ("5%00"
+// reads "5"); the bytes it leaves behind in the request buffer show it.
+bool path_has_nul(const mg_connection* conn);
+// The client address: the TCP peer, or with `trust_forwarded` the last
+// X-Forwarded-For hop (the one a proxy in front appended).
+std::string client_address(const mg_connection* conn, bool trust_forwarded);
+// The origins of the server's listening sockets: "http://ADDR:PORT", and
+// for a loopback or wildcard address both 127.0.0.1 and localhost.
+std::vector<std::string> listening_origins(const mg_context* ctx);
 
 std::string reason_phrase(int status);
 

@@ -7,12 +7,36 @@
 
 #include "clio/middleware/http_schema.h"
 #include "http_api.h"
+#include "http_util.h"
 #include "hub_impl.h"
 
 namespace clio::console {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
+
+namespace {
+
+// Record ids the in-process log reserves, kept in the hub's database.
+class StoreIdReservations final : public log::IdReservations {
+ public:
+  explicit StoreIdReservations(Store& store) : store_(store) {}
+  Result<uint64_t> reserved() override { return store_.reserved_record_ids(); }
+  Status reserve(uint64_t through) override { return store_.reserve_record_ids(through); }
+
+ private:
+  Store& store_;
+};
+
+// "scheme://host[:port]" with an http or https scheme and nothing after.
+bool valid_origin(std::string_view o) {
+  const size_t scheme = o.find("://");
+  if (scheme == std::string_view::npos) return false;
+  const std::string_view s = o.substr(0, scheme), rest = o.substr(scheme + 3);
+  return (s == "http" || s == "https") && !rest.empty() && rest.find_first_of("/?#@ ") == std::string_view::npos;
+}
+
+}  // namespace
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -47,6 +71,9 @@ Status Hub::Impl::open() {
       return Status::InvalidArgument("prefix must not contain CivetWeb pattern characters ($*?|^)");
     }
   }
+  if (!opts_.public_origin.empty() && !valid_origin(opts_.public_origin)) {
+    return Status::InvalidArgument("public_origin must be scheme://host[:port], e.g. https://admin.example.com");
+  }
   StoreOptions so;
   so.path = opts_.db_path;
   so.max_records = opts_.stored_records;
@@ -54,6 +81,13 @@ Status Hub::Impl::open() {
   auto st = Store::open(so);
   if (!st.ok()) return st.status();
   store_ = std::move(*st);
+  if (store_->repaired_permissions()) {
+    std::fprintf(stderr,
+                 "clio: the database %s was readable by other users; it is owner-only now. Its secrets may have "
+                 "been read: rotate them (README, \"Security model\").\n",
+                 opts_.db_path.c_str());
+  }
+  id_reservations_ = std::make_unique<StoreIdReservations>(*store_);
 
   // Secrets: the channel's token key and the admin session key live in the
   // database so tokens and sessions survive restarts.
@@ -76,8 +110,13 @@ Status Hub::Impl::open() {
   ao.admin_key = admin_key;
   ao.session_key = *session_key;
   ao.session_ttl = opts_.session_ttl;
-  ao.allowed_origins = opts_.allowed_origins;
   auth_ = std::make_unique<AdminAuth>(std::move(ao));
+  const auto now = static_cast<int64_t>(now_seconds());
+  auto revoked = store_->revoked_sessions(now);
+  if (!revoked.ok()) return revoked.status();
+  for (auto& [nonce, expires_at] : *revoked) auth_->revoke({std::move(nonce), expires_at}, now);
+  throttle_ = std::make_unique<FailureThrottle>(FailureThrottle::Options{
+      std::max(1, opts_.max_auth_failures_per_minute), std::chrono::seconds(60), 4096});
 
   channel::ChannelOptions cho = opts_.channel;
   cho.secret = *channel_key;
@@ -139,6 +178,7 @@ Status Hub::Impl::attach(mg_context* c) {
   if (c == nullptr) return Status::InvalidArgument("no CivetWeb context");
   if (ctx_ != nullptr) return Status::AlreadyExists("the console is already attached");
   ctx_ = c;
+  public_origins_ = opts_.public_origin.empty() ? listening_origins(ctx_) : std::vector{opts_.public_origin};
   if (Status s = channel_->mount(ctx_, opts_.prefix + "channel"); !s.ok()) return s;
   http_ = std::make_unique<HttpApi>(*this);
   http_->mount(ctx_);
@@ -146,7 +186,7 @@ Status Hub::Impl::attach(mg_context* c) {
   if (!position.ok()) return position.status();
   auto last_id = store_->max_record_id();
   if (!last_id.ok()) return last_id.status();
-  if (Status s = dispatcher_->start({*position, *last_id}); !s.ok()) return s;
+  if (Status s = dispatcher_->start({*position, *last_id, id_reservations_.get()}); !s.ok()) return s;
   keeper_ = std::thread([this] { run_keeper(); });
   return Status::Ok();
 }
@@ -182,6 +222,10 @@ Result<std::shared_ptr<Subscription>> Hub::Impl::subscribe(const std::string& cl
                                                            const matcher::Query& query, size_t backfill) {
   if (backfill > opts_.max_backfill) {
     return Status::InvalidArgument("backfill must be at most " + std::to_string(opts_.max_backfill));
+  }
+  // A client id the channel does not know could never receive a match.
+  if (valid_client_id(client_id) && !channel_->has_client(client_id)) {
+    return Status::NotFound("no channel for client id '" + client_id + "': get one with POST api/token first");
   }
   auto created = registry_->create(client_id, text, query.canonical(), channel_->is_connected(client_id), now_seconds());
   if (!created.ok()) return created.status();
@@ -257,6 +301,31 @@ Result<Hub::Impl::CatchUp> Hub::Impl::matches_after(const std::string& client_id
   return out;
 }
 
+Status Hub::Impl::log_out(std::string_view cookie) {
+  const auto now = static_cast<int64_t>(now_seconds());
+  auto id = auth_->session_id(cookie, now);
+  if (!id) return Status::Ok();
+  auth_->revoke(*id, now);
+  return store_->revoke_session(id->nonce, id->expires_at);
+}
+
+Status Hub::Impl::log_out_everywhere() {
+  std::string key = random_token(32);
+  if (Status s = store_->put_secret("admin_session_key", key); !s.ok()) return s;
+  auth_->set_session_key(std::move(key));
+  // Open consoles hold channel tokens, not cookies: close them for good;
+  // reconnecting needs a session again.
+  for (const std::string& id : channel_->connected_clients()) channel_->disconnect(id, channel::DisconnectReason::kRevoked);
+  return Status::Ok();
+}
+
+bool Hub::Impl::origin_ok(std::string_view origin) const {
+  if (origin.empty()) return false;
+  auto is = [&](const std::string& o) { return o == origin; };
+  return std::any_of(public_origins_.begin(), public_origins_.end(), is) ||
+         std::any_of(opts_.allowed_origins.begin(), opts_.allowed_origins.end(), is);
+}
+
 HubStats Hub::Impl::stats() const {
   HubStats s;
   s.dispatched = dispatcher_->dispatched();
@@ -272,6 +341,11 @@ HubStats Hub::Impl::stats() const {
   s.subscriptions = registry_->size();
   s.sessions = channel_->session_count();
   s.last_id = dispatcher_->last_id();
+  const FailureThrottle::Stats t = throttle_->stats();
+  s.auth_failures_login_key = t.failures[FailureThrottle::kLoginKey];
+  s.auth_failures_bearer = t.failures[FailureThrottle::kBearer];
+  s.auth_failures_login_code = t.failures[FailureThrottle::kLoginCode];
+  s.auth_refused = t.refused;
   s.log_engine = reader_->describe();
   s.log = reader_->stats();
   s.matcher = dispatcher_->matcher_stats();

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "jsonl_writer.h"
 #include "recent_records.h"
 #include "registry.h"
+#include "throttle.h"
 
 struct mg_context;
 
@@ -49,8 +51,9 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
 
   // Creates a subscription for `client_id`: quota, row, the newest
   // `backfill` stored matches, then live matches. Errors: kInvalidArgument
-  // (client id, backfill, a query the matcher refuses), kResourceExhausted
-  // (quotas), kUnavailable (store, shutting down).
+  // (client id, backfill, a query the matcher refuses), kNotFound (a client
+  // id the channel never issued a token for, or has forgotten),
+  // kResourceExhausted (quotas), kUnavailable (store, shutting down).
   Result<std::shared_ptr<Subscription>> subscribe(const std::string& client_id, const std::string& text,
                                                   const matcher::Query& query, size_t backfill);
   // kNotFound when there is no such subscription.
@@ -69,9 +72,24 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   };
   Result<CatchUp> matches_after(const std::string& client_id, uint64_t after, size_t limit);
   HubStats stats() const;
+  // Revokes the session of `cookie` durably (it stays refused after a
+  // restart). A cookie that is no live session is not an error.
+  // kUnavailable when the store cannot keep the revocation (it holds in
+  // memory until the restart).
+  Status log_out(std::string_view cookie);
+  // Ends every admin session: a new session-signing key (stored, so it
+  // holds after a restart), and every console's channel closed with
+  // "revoked". kUnavailable (nothing changed) when the store fails.
+  Status log_out_everywhere();
+  // Whether a cookie-authenticated WebSocket may come from `origin`.
+  bool origin_ok(std::string_view origin) const;
 
   const HubOptions& options() const { return opts_; }
   AdminAuth& auth() { return *auth_; }
+  FailureThrottle& throttle() { return *throttle_; }
+  // The server's public origins: HubOptions::public_origin, or those of the
+  // listening address. Set by attach().
+  const std::vector<std::string>& public_origins() const { return public_origins_; }
   channel::ChannelService& channel() { return *channel_; }
   SubscriptionRegistry& registry() { return *registry_; }
   log::LogReader& reader() { return *reader_; }
@@ -87,9 +105,11 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   // Constant after open().
   HubOptions opts_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<log::IdReservations> id_reservations_;  // on store_; the reader below uses it
   std::unique_ptr<log::LogReader> reader_;  // records held below return to it
   std::unique_ptr<channel::ChannelService> channel_;
   std::unique_ptr<AdminAuth> auth_;
+  std::unique_ptr<FailureThrottle> throttle_;
   std::unique_ptr<SubscriptionRegistry> registry_;
   std::unique_ptr<RecentRecords> recent_;
   std::unique_ptr<JsonlWriter> jsonl_;
@@ -97,7 +117,10 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<HttpApi> http_;
   bool key_generated_ = false;
+
+  // Constant after attach().
   mg_context* ctx_ = nullptr;
+  std::vector<std::string> public_origins_;
 
   // The keeper thread, and shutdown.
   std::mutex keeper_mu_;

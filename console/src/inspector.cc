@@ -16,6 +16,8 @@ Result<std::unique_ptr<Inspector>> Inspector::create(InspectorOptions options) {
   if (std::find(co.exclude_prefixes.begin(), co.exclude_prefixes.end(), options.prefix) == co.exclude_prefixes.end()) {
     co.exclude_prefixes.push_back(options.prefix);
   }
+  // Behind a proxy, the hub's throttle needs the proxy's view of clients too.
+  options.trust_x_forwarded_for = options.trust_x_forwarded_for || co.trust_x_forwarded_for;
   std::unique_ptr<Inspector> in(new Inspector());
   in->capture_ = std::make_unique<Capture>(std::move(co));
   auto log = std::make_unique<log::InProcessLog>(*in->capture_, options.instance);

@@ -1,24 +1,19 @@
 #include "jsonl_writer.h"
 
-#include <fcntl.h>
 #include <pthread.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "clio/middleware/private_file.h"
 
 namespace clio::console {
 
 Result<std::unique_ptr<JsonlWriter>> JsonlWriter::open(const std::string& path) {
   if (path == "-") return std::unique_ptr<JsonlWriter>(new JsonlWriter(stdout, false, path));
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  std::FILE* f = fd < 0 ? nullptr : fdopen(fd, "a");
-  if (f == nullptr) {
-    const std::string why = std::strerror(errno);
-    if (fd >= 0) ::close(fd);
-    return Status::Unavailable("cannot open '" + path + "' for writing: " + why);
-  }
-  return std::unique_ptr<JsonlWriter>(new JsonlWriter(f, true, path));
+  auto f = open_private_append(path);
+  if (!f.ok()) return f.status();
+  return std::unique_ptr<JsonlWriter>(new JsonlWriter(*f, true, path));
 }
 
 JsonlWriter::JsonlWriter(std::FILE* f, bool owned, std::string path)

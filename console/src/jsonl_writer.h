@@ -23,8 +23,8 @@ namespace clio::console {
 // dispatcher), stats() from any; one writer thread does the I/O.
 class JsonlWriter {
  public:
-  // Opens `path` for appending (created owner-only when new; "-" =
-  // stdout). kUnavailable naming the path when it cannot.
+  // Opens `path` for appending ("-" = stdout; a file is owner-only, see
+  // private_file.h). kUnavailable naming the path when it cannot.
   static Result<std::unique_ptr<JsonlWriter>> open(const std::string& path);
   ~JsonlWriter();  // writes what was posted, then closes
   // Not copyable.

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -21,6 +22,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "clio/middleware/private_file.h"
 #include "clio/middleware/record_binary.h"
 
 namespace clio::console {
@@ -32,7 +34,7 @@ namespace {
     if (!status_.ok()) return status_;  \
   } while (0)
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 constexpr uint64_t kMaxId = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 constexpr size_t kMaxSecretBytes = 4096;
 // Chunk buffers kept for reuse (Store::take_buffer).
@@ -62,6 +64,7 @@ CREATE TABLE IF NOT EXISTS chunks(
   max_time REAL,
   body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_by_max_time ON chunks(max_time);
+CREATE TABLE IF NOT EXISTS revoked_sessions(nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 // Version 1 kept one row per record in `records`; its highest id survives
 // in meta, then the table goes.
@@ -87,6 +90,7 @@ constexpr const char* kWal = "PRAGMA journal_mode=WAL";
 constexpr const char* kBegin = "BEGIN IMMEDIATE";
 constexpr const char* kCommit = "COMMIT";
 constexpr const char* kUserVersion = "PRAGMA user_version";
+constexpr const char* kSetUserVersion = "PRAGMA user_version = 4";
 constexpr const char* kSetMeta = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)";
 constexpr const char* kRaiseMeta =
     "INSERT INTO meta(key, value) VALUES(?1, ?2) "
@@ -124,7 +128,13 @@ constexpr const char* kMaxRecordId =
     "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'max_record_id'), 0), "
     "coalesce((SELECT last_id FROM chunks ORDER BY first_id DESC LIMIT 1), 0))";
 
+constexpr const char* kRevokeSession =
+    "INSERT OR REPLACE INTO revoked_sessions(nonce, expires_at) VALUES(?1, ?2)";
+constexpr const char* kDeleteExpiredRevocations = "DELETE FROM revoked_sessions WHERE expires_at < ?1";
+constexpr const char* kLoadRevocations = "SELECT nonce, expires_at FROM revoked_sessions ORDER BY nonce";
+
 constexpr const char* kMetaNextSubscription = "next_subscription_id";
+constexpr const char* kMetaReservedRecordIds = "reserved_record_ids";
 constexpr const char* kMetaMaxRecord = "max_record_id";
 constexpr const char* kMetaLogPosition = "log_position";
 
@@ -312,6 +322,20 @@ Status raise_meta(Conn& conn, const char* key, int64_t value) {
   });
 }
 
+// Reads the meta row `key`: calls `read` with the statement on its row.
+// Returns whether there was one.
+template <typename Read>
+Result<bool> read_meta(Conn& conn, const char* key, std::string_view what, Read read) {
+  auto prepared = conn.Prepare(kGetMeta);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  s.BindText(1, key);
+  auto row = s.Step(what);
+  if (!row.ok()) return row.status();
+  if (*row) read(s);
+  return *row;
+}
+
 Status check_id(uint64_t id) {
   if (id == 0 || id > kMaxId) {
     return Status::InvalidArgument("subscription id " + std::to_string(id) +
@@ -323,6 +347,20 @@ Status check_id(uint64_t id) {
 bool is_memory_path(const std::string& path) {
   return path == ":memory:" || path.rfind("file::memory:", 0) == 0 ||
          (path.rfind("file:", 0) == 0 && path.find("mode=memory") != std::string::npos);
+}
+
+// Makes the database and its -wal and -shm files owner-only (they hold the
+// server's secrets); whether any had been readable by others.
+Result<bool> secure_files(Conn& conn) {
+  const char* name = sqlite3_db_filename(conn.db(), "main");
+  if (name == nullptr || *name == '\0') return false;
+  bool repaired = false;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    auto r = make_private(std::string(name) + suffix);
+    if (!r.ok()) return Status(r.status().code(), "clio store: " + r.status().message());
+    repaired = repaired || *r;
+  }
+  return repaired;
 }
 
 Status validate(const StoreOptions& o) {
@@ -392,7 +430,7 @@ Status prepare_database(Conn& conn, bool memory) {
         migrated = true;
       }
     }
-    CLIO_RETURN_IF_ERROR(conn.Exec("PRAGMA user_version = 3", "cannot set the schema version"));
+    CLIO_RETURN_IF_ERROR(conn.Exec(kSetUserVersion, "cannot set the schema version"));
   }
   CLIO_RETURN_IF_ERROR(run(conn, kSetMeta, "cannot write to the database", [](Stmt& s) {
     s.BindText(1, "opened_at");
@@ -463,6 +501,7 @@ struct [[gnu::visibility("hidden")]] Store::Impl {
   StoreOptions options;
   std::vector<std::unique_ptr<Conn>> conns;  // one for :memory:, three for a file
   bool shared_conn = false;                  // all roles use conns[0]
+  bool repaired_permissions = false;         // open() made the files owner-only
   Conn* writer = nullptr;  // chunks; used only by the writer thread (locks mu when shared)
   Conn* api = nullptr;     // secrets and subscriptions; guarded by api->mu
   Conn* reader = nullptr;  // recent(), scan(), max_record_id(); guarded by reader->mu
@@ -739,9 +778,20 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->shared_conn = is_memory_path(options.path);
+  if (!impl->shared_conn && options.path.rfind("file:", 0) != 0 && access(options.path.c_str(), F_OK) != 0) {
+    // A new file is created owner-only before SQLite opens it, so no other
+    // user can open it while it is readable; SQLite gives -wal and -shm
+    // the same mode. Where that fails, SQLite's open says why.
+    (void)make_private(options.path, /*create=*/true);
+  }
   auto first = Conn::Open(options.path, options.busy_timeout);
   if (!first.ok()) return first.status();
   CLIO_RETURN_IF_ERROR(prepare_database(**first, impl->shared_conn));
+  if (!impl->shared_conn) {
+    auto secured = secure_files(**first);
+    if (!secured.ok()) return secured.status();
+    impl->repaired_permissions = *secured;
+  }
   auto stored = scalar(**first, kStoredRecords, "cannot count the stored records");
   if (!stored.ok()) return stored.status();
   auto max_id = scalar(**first, kMaxRecordId, "cannot read the highest record id");
@@ -827,6 +877,57 @@ Status Store::put_secret(std::string_view name, std::string_view value) {
   });
 }
 
+bool Store::repaired_permissions() const { return impl_->repaired_permissions; }
+
+// --- Revoked admin sessions
+
+Status Store::revoke_session(std::string_view nonce, int64_t expires_at) {
+  if (nonce.empty()) return Status::InvalidArgument("clio store: session nonce is empty");
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  return run(conn, kRevokeSession, "cannot store a revoked session", [&](Stmt& s) {
+    s.BindText(1, nonce);
+    s.Bind(2, expires_at);
+  });
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> Store::revoked_sessions(int64_t now) {
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  CLIO_RETURN_IF_ERROR(run(conn, kDeleteExpiredRevocations, "cannot delete expired revocations",
+                           [&](Stmt& s) { s.Bind(1, now); }));
+  auto prepared = conn.Prepare(kLoadRevocations);
+  if (!prepared.ok()) return prepared.status();
+  Stmt s(conn, *prepared);
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (;;) {
+    auto row = s.Step("cannot load revoked sessions");
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.emplace_back(s.Bytes(0), s.Int(1));
+  }
+  return out;
+}
+
+// --- Reserved record ids
+
+Result<uint64_t> Store::reserved_record_ids() {
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  uint64_t reserved = 0;
+  auto read = read_meta(conn, kMetaReservedRecordIds, "cannot read the reserved record ids",
+                        [&](Stmt& s) { reserved = static_cast<uint64_t>(std::max<int64_t>(0, s.Int(0))); });
+  if (!read.ok()) return read.status();
+  return reserved;
+}
+
+Status Store::reserve_record_ids(uint64_t through) {
+  if (through > kMaxId) return Status::InvalidArgument("clio store: record ids are exhausted");
+  Conn& conn = *impl_->api;
+  std::lock_guard<std::mutex> lock(conn.mu);
+  return raise_meta(conn, kMetaReservedRecordIds, static_cast<int64_t>(through));
+}
+
 // --- Subscriptions
 
 Result<uint64_t> Store::next_subscription_id() {
@@ -835,15 +936,9 @@ Result<uint64_t> Store::next_subscription_id() {
   Txn txn(conn);
   CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
   int64_t next = 1;
-  {
-    auto prepared = conn.Prepare(kGetMeta);
-    if (!prepared.ok()) return prepared.status();
-    Stmt s(conn, *prepared);
-    s.BindText(1, kMetaNextSubscription);
-    auto row = s.Step("cannot read the subscription id counter");
-    if (!row.ok()) return row.status();
-    if (*row) next = std::max<int64_t>(1, s.Int(0));
-  }
+  auto read = read_meta(conn, kMetaNextSubscription, "cannot read the subscription id counter",
+                        [&](Stmt& s) { next = std::max<int64_t>(1, s.Int(0)); });
+  if (!read.ok()) return read.status();
   if (static_cast<uint64_t>(next) >= kMaxId) {
     return Status::ResourceExhausted("clio store: subscription ids are exhausted");
   }
@@ -1001,13 +1096,11 @@ Result<uint64_t> Store::max_record_id() {
 Result<std::string> Store::log_position() {
   Conn& conn = *impl_->reader;
   std::lock_guard<std::mutex> lock(conn.mu);
-  auto prepared = conn.Prepare(kGetMeta);
-  if (!prepared.ok()) return prepared.status();
-  Stmt s(conn, *prepared);
-  s.BindText(1, kMetaLogPosition);
-  auto row = s.Step("cannot read the log position");
-  if (!row.ok()) return row.status();
-  return *row ? s.Bytes(0) : std::string();
+  std::string position;
+  auto read = read_meta(conn, kMetaLogPosition, "cannot read the log position",
+                        [&](Stmt& s) { position = s.Bytes(0); });
+  if (!read.ok()) return read.status();
+  return position;
 }
 
 Store::Stats Store::stats() const {

@@ -1,15 +1,25 @@
 #include "clio/log/in_process_log.h"
 
+#include <pthread.h>
+
+#include <algorithm>
 #include <charconv>
 
 namespace clio::log {
 
 namespace {
 constexpr auto kReportEvery = std::chrono::milliseconds(250);
-}
+constexpr auto kRetryMin = std::chrono::milliseconds(50);
+constexpr auto kRetryMax = std::chrono::milliseconds(2000);
+}  // namespace
 
 InProcessLog::InProcessLog(Capture& capture, std::string instance)
     : capture_(capture), instance_(std::move(instance)) {}
+
+InProcessLog::~InProcessLog() {
+  close();
+  if (reserver_.joinable()) reserver_.join();
+}
 
 Status InProcessLog::start(const LogResume& resume) {
   uint64_t saved = 0;
@@ -17,13 +27,75 @@ Status InProcessLog::start(const LogResume& resume) {
   auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), saved);
   if (ec != std::errc() || end != p.data() + p.size()) saved = 0;  // "" or another engine's
   last_id_ = std::max(saved, resume.last_id);
+  ids_ = resume.ids;
+  if (ids_ == nullptr) return Status::Ok();
+  auto reserved = ids_->reserved();
+  if (!reserved.ok()) return reserved.status();
+  last_id_ = std::max(last_id_, *reserved);
+  if (Status s = ids_->reserve(last_id_ + kIdBlock); !s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(ids_mu_);
+    reserved_ = wanted_ = last_id_ + kIdBlock;
+  }
+  reserver_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "clio-ids");
+    run_reservations();
+  });
   return Status::Ok();
+}
+
+void InProcessLog::close() {
+  {
+    std::lock_guard<std::mutex> lock(ids_mu_);
+    closed_.store(true, std::memory_order_release);
+  }
+  ids_cv_.notify_all();
+}
+
+uint64_t InProcessLog::available_ids(std::chrono::milliseconds wait) {
+  if (ids_ == nullptr) return UINT64_MAX;
+  std::unique_lock<std::mutex> lock(ids_mu_);
+  // Ask for the next block once half of this one is used.
+  if (reserved_ - last_id_ < kIdBlock / 2 && wanted_ <= reserved_) {
+    wanted_ = reserved_ + kIdBlock;
+    ids_cv_.notify_all();
+  }
+  if (reserved_ == last_id_) {
+    ids_cv_.wait_for(lock, wait, [&] { return reserved_ > last_id_ || closed_.load(std::memory_order_acquire); });
+  }
+  return reserved_ - last_id_;
+}
+
+void InProcessLog::run_reservations() {
+  auto retry = kRetryMin;
+  std::unique_lock<std::mutex> lock(ids_mu_);
+  for (;;) {
+    ids_cv_.wait(lock, [&] { return closed_.load(std::memory_order_acquire) || wanted_ > reserved_; });
+    if (closed_.load(std::memory_order_acquire)) return;
+    const uint64_t target = wanted_;
+    lock.unlock();
+    Status s = ids_->reserve(target);
+    lock.lock();
+    if (s.ok()) {
+      reserved_ = std::max(reserved_, target);
+      reserve_error_.clear();
+      retry = kRetryMin;
+      ids_cv_.notify_all();
+      continue;
+    }
+    reserve_error_ = "cannot reserve record ids: " + s.message();
+    ids_cv_.wait_for(lock, retry, [&] { return closed_.load(std::memory_order_acquire); });
+    retry = std::min(retry * 2, kRetryMax);
+  }
 }
 
 void InProcessLog::read(LogBatch& out, size_t max_records, std::chrono::milliseconds wait) {
   if (closed_.load(std::memory_order_acquire)) return;
   const size_t before = out.records.size();
-  capture_.queue().pop_batch(out.records, max_records > before ? max_records - before : 0, wait);
+  const uint64_t ids = available_ids(wait);
+  const size_t room = max_records > before ? max_records - before : 0;
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(room, ids));
+  if (want > 0) capture_.queue().pop_batch(out.records, want, wait);
   for (size_t i = before; i < out.records.size(); ++i) {
     Record& r = *out.records[i];
     r.id = ++last_id_;
@@ -48,6 +120,9 @@ LogReaderStats InProcessLog::stats() const {
   s.records = records_.load(std::memory_order_relaxed);
   s.entries = s.records;
   s.backlog = capture_.queue().depth();
+  std::lock_guard<std::mutex> lock(ids_mu_);
+  s.last_error = reserve_error_;
+  s.connected = reserve_error_.empty();
   return s;
 }
 

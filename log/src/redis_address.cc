@@ -2,34 +2,12 @@
 #include <charconv>
 
 #include "clio/log/redis_log.h"
+#include "clio/middleware/percent.h"
 #include "redis_common.h"
 
 namespace clio::log {
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool percent_decode(std::string_view in, std::string& out) {
-  out.clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
-}
 
 bool parse_int(std::string_view s, int lo, int hi, int& out) {
   if (s.empty() || s.size() > 6) return false;
@@ -77,7 +55,7 @@ Result<RedisAddress> parse_redis_url(std::string_view url) {
     rest = rest.substr(at + 1);
     const size_t colon = cred.find(':');
     if (colon == std::string_view::npos) return bad("credentials must be ':password' or 'user:password'");
-    if (!percent_decode(cred.substr(0, colon), a.user) || !percent_decode(cred.substr(colon + 1), a.password)) {
+    if (!percent_decode(cred.substr(0, colon), a.user, false) || !percent_decode(cred.substr(colon + 1), a.password, false)) {
       return bad("a bad percent-escape in the credentials");
     }
     if (a.password.empty()) return bad("an empty password");

@@ -98,13 +98,6 @@ bool excluded(std::string_view path, const std::vector<std::string>& prefixes) {
   return false;
 }
 
-bool in_list(std::string_view name, const std::vector<std::string>& list) {
-  for (const std::string& x : list) {
-    if (iequals(name, x)) return true;
-  }
-  return false;
-}
-
 // Reads the response byte count from CivetWeb's access-log line, whose tail
 // is `HTTP/<v>" <status> <bytes> <referer> <user-agent>` with referer and UA
 // unquoted (they may hold spaces). The known tail is stripped first, so
@@ -308,8 +301,10 @@ struct Capture::Hooks {
       return;
     }
     r.method = ri->request_method ? ri->request_method : "";
+    const Redactor& redact = c->redactor_;
     r.path = ri->local_uri ? ri->local_uri : "";
-    if (ri->query_string) r.query = redact_query(ri->query_string, o.redact_params);
+    redact.path(r.path);
+    if (ri->query_string) redact.query(ri->query_string, r.query);
     r.http_version = ri->http_version ? ri->http_version : "";
     r.request_bytes = ri->content_length > 0 ? ri->content_length : 0;
     r.remote_ip = ri->remote_addr;
@@ -329,29 +324,24 @@ struct Capture::Hooks {
       name.assign(h.name);
       for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       const char* value = h.value ? h.value : "";
+      redact.header(name, value, stored);
       if (name == "host") {
-        r.host = value;
+        r.host = stored;
       } else if (name == "user-agent") {
-        r.user_agent = value;
+        r.user_agent = stored;
         ua = value;
       } else if (name == "referer") {
         referer = value;
-        r.referer = redact_url(value, o.redact_params);
+        r.referer = stored;
       } else if (name == "upgrade") {
         upgrade = iequals(value, "websocket");
       } else if (name == "x-forwarded-for" && o.trust_x_forwarded_for) {
         std::string_view hop = first_hop(value);
         if (!hop.empty()) r.remote_ip = std::string(hop);
       }
-      if (in_list(name, o.redact_headers)) {
-        stored.assign(kRedacted);
-      } else if (name == "referer") {
-        stored.assign(r.referer);
-      } else {
-        stored.assign(value);
-      }
     }
     r.headers.resize(n);
+    for (auto& tag : r.tags) redact.value(tag.second);
     int64_t bytes = 0;
     if (message == nullptr || !parse_bytes_sent(message, referer, ua, bytes)) {
       c->bytes_unparsed_.fetch_add(1, std::memory_order_relaxed);
@@ -389,7 +379,7 @@ constexpr auto kHooks = make_hooks(std::make_integer_sequence<int, kSlots>());
 }  // namespace
 
 Capture::Capture(CaptureOptions options)
-    : options_(std::move(options)), queue_(options_.queue_capacity) {}
+    : options_(std::move(options)), redactor_(options_.redact), queue_(options_.queue_capacity) {}
 
 Capture::~Capture() {
   if (slot_ >= 0) {

@@ -1,7 +1,6 @@
 #include "clio/middleware/jsonl_sink.h"
 
-#include <cerrno>
-#include <cstring>
+#include "clio/middleware/private_file.h"
 
 namespace clio {
 
@@ -9,10 +8,9 @@ Result<std::unique_ptr<JsonlSink>> JsonlSink::open(RecordQueue& queue, const std
   std::FILE* out = stdout;
   bool owns = false;
   if (path != "-") {
-    out = std::fopen(path.c_str(), "ae");
-    if (out == nullptr) {
-      return Status::Unavailable("cannot open '" + path + "' for writing: " + std::strerror(errno));
-    }
+    auto opened = open_private_append(path);
+    if (!opened.ok()) return opened.status();
+    out = *opened;
     owns = true;
   }
   return std::unique_ptr<JsonlSink>(new JsonlSink(queue, out, owns));

@@ -1,7 +1,9 @@
 // What the console tests share: the admin key, scratch databases, an API
-// client for a console on 127.0.0.1, and a reader of a console's channel.
+// client for a console on 127.0.0.1, an Inspector app, and a reader of a
+// console's channel.
 #pragma once
 
+#include <civetweb.h>
 #include <doctest/doctest.h>
 #include <stdlib.h>
 
@@ -12,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clio/console/inspector.h"
+#include "demo_app.h"
 #include "support/http_client.h"
 #include "support/ws_client.h"
 
@@ -62,6 +66,43 @@ struct Api {
 
   int port = 0;
 };
+
+// An Inspector on a CivetWeb server on 127.0.0.1 (the demo's handlers and
+// server options), with the test admin key and an in-memory database
+// unless the options name one.
+struct App : Api {
+  explicit App(InspectorOptions o = {}, int listen_port = 0) {
+    o.admin_key = kKey;
+    if (o.db_path == "clio.db") o.db_path = ":memory:";
+    o.channel.heartbeat_interval = 2s;
+    o.channel.heartbeat_timeout = 6s;
+    o.channel.websocket_timeout = 1s;
+    auto created = Inspector::create(o);
+    REQUIRE_MESSAGE(created.ok(), created.status().message());
+    inspector = std::move(*created);
+    REQUIRE(inspector->install(&callbacks).ok());
+    auto opts = demo::server_options("127.0.0.1:" + std::to_string(listen_port), CLIO_DEMO_WWW, 32);
+    opts.set("websocket_timeout_ms", "1000");
+    ctx = mg_start(&callbacks, nullptr, opts.pointers());
+    REQUIRE(ctx != nullptr);
+    demo::register_handlers(ctx);
+    REQUIRE(inspector->attach(ctx).ok());
+    this->port = demo::bound_port(ctx);
+  }
+  ~App() { stop(); }
+  void stop() {
+    if (ctx == nullptr) return;
+    inspector->shutdown();
+    mg_stop(ctx);
+    ctx = nullptr;
+    inspector.reset();
+  }
+
+  std::unique_ptr<Inspector> inspector;
+  mg_callbacks callbacks{};
+  mg_context* ctx = nullptr;
+};
+
 
 // A console on the channel: reads and unwraps the console messages.
 struct Console {

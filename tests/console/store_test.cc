@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -351,6 +352,55 @@ TEST_CASE("subscription ids are never reused, also after reopen") {
   auto id = store->next_subscription_id();
   REQUIRE(id.ok());
   CHECK(*id == 51);
+}
+
+TEST_CASE("revoked sessions and reserved record ids survive a reopen") {
+  TempDir dir;
+  const StoreOptions o = file_options(dir);
+  {
+    auto store = must_open(o);
+    REQUIRE(store->revoke_session("gone-soon", 100).ok());
+    REQUIRE(store->revoke_session("still-revoked", 5000).ok());
+    CHECK_FALSE(store->revoke_session("", 5000).ok());
+    auto none = store->reserved_record_ids();
+    REQUIRE(none.ok());
+    CHECK(*none == 0);
+    REQUIRE(store->reserve_record_ids(65536).ok());
+    REQUIRE(store->reserve_record_ids(1000).ok());  // never lowers it
+  }
+  auto store = must_open(o);
+  auto revoked = store->revoked_sessions(1000);  // the first one expired at 100
+  REQUIRE(revoked.ok());
+  REQUIRE(revoked->size() == 1);
+  CHECK((*revoked)[0].first == "still-revoked");
+  CHECK((*revoked)[0].second == 5000);
+  auto reserved = store->reserved_record_ids();
+  REQUIRE(reserved.ok());
+  CHECK(*reserved == 65536);
+}
+
+TEST_CASE("the database files are owner-only whatever the umask; readable ones are repaired") {
+  TempDir dir;
+  const StoreOptions o = file_options(dir);
+  const mode_t old = ::umask(0);  // the loosest: files would be created 0666
+  auto mode = [](const std::string& f) {
+    struct stat st {};
+    REQUIRE(::stat(f.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+  };
+  {
+    auto store = must_open(o);
+    CHECK_FALSE(store->repaired_permissions());
+    REQUIRE(store->get_or_create_secret("k", 32).ok());
+    for (const char* suffix : {"", "-wal", "-shm"}) CHECK_MESSAGE(mode(o.path + suffix) == 0600, suffix);
+  }
+  REQUIRE(::chmod(o.path.c_str(), 0644) == 0);
+  {
+    auto store = must_open(o);
+    CHECK(store->repaired_permissions());
+    for (const char* suffix : {"", "-wal", "-shm"}) CHECK_MESSAGE(mode(o.path + suffix) == 0600, suffix);
+  }
+  ::umask(old);
 }
 
 TEST_CASE("append chunks, flush and page through recent records") {
@@ -785,7 +835,7 @@ TEST_CASE("a version 1 database is migrated and keeps subscriptions and secrets"
     CHECK(recent_ids(*store, 10) == descending(45, 43));
   }
   RawDb after(o.path);
-  CHECK(after.text("PRAGMA user_version") == "3");
+  CHECK(after.text("PRAGMA user_version") == "4");
   CHECK(after.text("PRAGMA page_size") == "65536");  // rebuilt with the new page size
   CHECK(after.text("PRAGMA journal_mode") == "wal");
   CHECK(after.text("SELECT count(*) FROM sqlite_master WHERE name = 'records'") == "0");
@@ -833,7 +883,7 @@ TEST_CASE("a version 2 database (chunks of JSON lines) is migrated: records go, 
     CHECK(recent_ids(*store, 10) == descending(15, 13));
   }
   RawDb after(o.path);
-  CHECK(after.text("PRAGMA user_version") == "3");
+  CHECK(after.text("PRAGMA user_version") == "4");
   CHECK(after.text("SELECT count(*) FROM chunks") == "1");
 }
 

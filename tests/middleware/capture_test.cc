@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -361,8 +363,8 @@ TEST_CASE("Authorization, Cookie and token= are redacted before the record leave
 
 TEST_CASE("redaction lists are configurable") {
   CaptureOptions o;
-  o.redact_headers = {"x-api-token"};
-  o.redact_params = {"ssn"};
+  o.redact.headers = {"x-api-token"};
+  o.redact.words = {"ssn"};
   TestApp app(o);
   REQUIRE(test::http(app.port, "GET", "/api/hello?ssn=123&token=visible",
                      {{"X-Api-Token", "t"}, {"Authorization", "Bearer shown"}}).ok());
@@ -373,21 +375,31 @@ TEST_CASE("redaction lists are configurable") {
 }
 
 TEST_CASE("redaction word matching") {
-  const std::vector<std::string> w = CaptureOptions{}.redact_params;
-  CHECK(param_name_matches("token", w));
-  CHECK(param_name_matches("TOKEN", w));
-  CHECK(param_name_matches("access_token", w));
-  CHECK(param_name_matches("apiKey", w));
-  CHECK(param_name_matches("X-Auth-Sig", w));
-  CHECK(param_name_matches("user[password]", w));
-  CHECK_FALSE(param_name_matches("zipcode", w));
-  CHECK_FALSE(param_name_matches("keyboard", w));
-  CHECK_FALSE(param_name_matches("", w));
-  CHECK(redact_query("", w) == "");
-  CHECK(redact_query("a&b=1;code=9", w) == "a&b=1;code=[redacted]");
-  CHECK(redact_query("token", w) == "token");  // no value: nothing to hide
-  CHECK(redact_url("/p?sig=1#frag", w) == "/p?sig=[redacted]#frag");
-  CHECK(redact_url("/p", w) == "/p");
+  const Redactor r;
+  CHECK(r.name_matches("token"));
+  CHECK(r.name_matches("TOKEN"));
+  CHECK(r.name_matches("access_token"));
+  CHECK(r.name_matches("apiKey"));
+  CHECK(r.name_matches("X-Auth-Sig"));
+  CHECK(r.name_matches("user[password]"));
+  CHECK_FALSE(r.name_matches("zipcode"));
+  CHECK_FALSE(r.name_matches("keyboard"));
+  CHECK_FALSE(r.name_matches(""));
+  auto query = [&](std::string_view q) {
+    std::string out = "stale";
+    r.query(q, out);
+    return out;
+  };
+  auto url = [&](std::string_view u) {
+    std::string out = "stale";
+    r.url(u, out);
+    return out;
+  };
+  CHECK(query("") == "");
+  CHECK(query("a&b=1;code=9") == "a&b=1;code=[redacted]");
+  CHECK(query("token") == "token");  // no value: nothing to hide
+  CHECK(url("/p?sig=1#frag") == "/p?sig=[redacted]#frag");
+  CHECK(url("/p") == "/p");
 }
 
 TEST_CASE("the app's own callbacks are still called") {
@@ -720,6 +732,82 @@ TEST_CASE("the JSON-lines sink writes one decodable record per line") {
   CHECK(lines[1].status_code == 404);
   CHECK(lines[2].path == "/static/app.css");
   CHECK_FALSE(JsonlSink::open(app.capture.queue(), "/nonexistent-dir/x.jsonl").ok());
+}
+
+TEST_CASE("the JSON-lines sink's file is owner-only whatever the umask") {
+  RecordQueue q(8);
+  const mode_t old = ::umask(022);
+  char dir[] = "/tmp/clio-mode-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  const std::string fresh = std::string(dir) + "/new.jsonl";
+  const std::string loose = std::string(dir) + "/old.jsonl";
+  { std::ofstream(loose) << "{}\n"; }
+  REQUIRE(::chmod(loose.c_str(), 0644) == 0);
+  for (const std::string& path : {fresh, loose}) {
+    auto sink = JsonlSink::open(q, path);
+    REQUIRE(sink.ok());
+    (*sink)->stop();
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK_MESSAGE((st.st_mode & 0777) == 0600, path);
+  }
+  ::umask(old);
+  std::filesystem::remove_all(dir);
+}
+
+// Each rule of redact.h on its own; the console's redaction table checks
+// them end to end.
+TEST_CASE("redaction rules: names as the app reads them, and credential shapes") {
+  const Redactor r;
+  auto query = [&](std::string_view q) {
+    std::string out;
+    r.query(q, out);
+    return out;
+  };
+  auto path = [&](std::string p) {
+    r.path(p);
+    return p;
+  };
+  auto header = [&](std::string_view name, std::string_view v) {
+    std::string out;
+    r.header(name, v, out);
+    return out;
+  };
+  const std::string token = "Zq4xT9vBw2LmN8rKc5HdJ7pYs3GfA6eU1oQiWbXy";  // 40 random characters
+  const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0." + token;
+  CHECK(query("access%5Ftoken=s&tok%65n=s&T%4FKEN=s&a+b=1") == "access%5Ftoken=[redacted]&tok%65n=[redacted]&T%4FKEN=[redacted]&a+b=1");
+  CHECK(query("api_key=1&apikey=2&X-Amz-Signature=3&sid=4&pwd=5&pass=6&jwt=7") ==
+        "api_key=[redacted]&apikey=[redacted]&X-Amz-Signature=[redacted]&sid=[redacted]&pwd=[redacted]&pass=[redacted]&jwt=[redacted]");
+  CHECK(query("passport=1&sidebar=2&bypass=3&keys_count=4") == "passport=1&sidebar=2&bypass=3&keys_count=4");
+  CHECK(query("state=" + jwt + "&n=1") == "state=[redacted]&n=1");
+  CHECK(query("next=" + token) == "next=[redacted]");
+  CHECK(query("h=Bearer%20" + token) == "h=[redacted]");
+  CHECK(query("q=basic+usage&hash=3f786850e387550fdab836ed7e6dc881de23001b") ==
+        "q=basic+usage&hash=3f786850e387550fdab836ed7e6dc881de23001b");
+  CHECK(path("/u/" + token + "/x") == "/u/[redacted]/x");
+  CHECK(path("/cart;jsessionid=ABC;v=2/pay") == "/cart;jsessionid=[redacted];v=2/pay");
+  CHECK(path("/items/550e8400-e29b-41d4-a716-446655440000") == "/items/550e8400-e29b-41d4-a716-446655440000");
+  CHECK(path("/how-to-install-debian-12-on-a-raspberry-pi-4") == "/how-to-install-debian-12-on-a-raspberry-pi-4");
+  CHECK(header("x-debug", "saw " + jwt + " twice") == "saw [redacted] twice");
+  CHECK(header("x-upstream", "basic Ym9iOmh1bnRlcjI=") == "basic [redacted]");
+  CHECK(header("x-upstream", "Basic plan") == "Basic plan");
+  CHECK(header("x-upstream", "BEARER " + token) == "BEARER [redacted]");
+  CHECK(header("x-request-id", token) == "[redacted]");
+  CHECK(header("x-shop-session", "s") == "[redacted]");
+  CHECK(header("sec-websocket-protocol", "chat, token.x") == "[redacted]");
+  CHECK(header("accept-language", "en-US,en;q=0.9") == "en-US,en;q=0.9");
+  std::string referer;
+  r.url("https://a.example/p/" + jwt + "?x=1&code=9#access_token=t&s=ok", referer);
+  CHECK(referer == "https://a.example/p/[redacted]?x=1&code=[redacted]#access_token=[redacted]&s=ok");
+  // Configurable: the shape rules can be turned off or tuned.
+  RedactOptions o;
+  o.jwt = false;
+  o.http_credentials = false;
+  o.token_min_length = 0;
+  const Redactor names_only(o);
+  std::string v = "saw " + jwt + " Bearer " + token;
+  names_only.value(v);
+  CHECK(v == "saw " + jwt + " Bearer " + token);
 }
 
 }  // namespace clio

@@ -44,6 +44,16 @@ Status HttpClient::ensure_connected() {
   if (fd_ < 0) return Status::Unavailable(std::string("socket: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!source_.empty()) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, source_.c_str(), &src.sin_addr) != 1 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) {
+      const int e = errno;
+      close();
+      return Status::Unavailable("bind " + source_ + ": " + std::strerror(e));
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port_));

@@ -47,6 +47,9 @@ class HttpClient {
   void close();
   // The number of TCP connections opened so far.
   int connections_opened() const { return opened_; }
+  // Connects from this local loopback address (e.g. "127.0.0.2") from the
+  // next connection on, so that the server sees another client address.
+  void set_source(std::string ipv4) { source_ = std::move(ipv4); }
 
  private:
   Status ensure_connected();
@@ -56,6 +59,7 @@ class HttpClient {
   double timeout_;
   int fd_ = -1;
   int opened_ = 0;
+  std::string source_;
   std::string buf_;
 };
 

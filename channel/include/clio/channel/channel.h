@@ -228,6 +228,10 @@ class ChannelService {
   SendResult send_message(const std::string& client_id, std::string message);
 
   bool is_connected(const std::string& client_id) const;
+  // Whether the service holds state for `client_id`: a token was created for
+  // it (or it connected) and it has not been forgotten since (see
+  // kNoSuchClient). send_message to any other id is kNoSuchClient.
+  bool has_client(const std::string& client_id) const;
   size_t session_count() const;
   // Sessions admitted at most: min(max_sessions, num_threads -
   // reserved_http_threads) once mounted.

@@ -63,9 +63,25 @@ struct HubOptions {
   std::chrono::seconds token_duration{2 * 3600};
   // Mark the session cookie Secure (set when a TLS proxy fronts the server).
   bool secure_cookies = false;
-  // Origins, besides the server's own, allowed to open the console's
-  // WebSocket with a session cookie (e.g. "https://admin.example.com").
+  // The origin browsers reach this server at: "scheme://host[:port]", e.g.
+  // "https://admin.example.com" behind a TLS proxy. A cookie-authenticated
+  // WebSocket upgrade must come from it (or from allowed_origins), the
+  // page's CSP lets it connect only there, and "Copy as curl" targets it.
+  // Never taken from a request's Host header. Empty: the listening address,
+  // found at attach(): http://ADDR:PORT, and for a loopback or wildcard
+  // address http://127.0.0.1:PORT and http://localhost:PORT.
+  std::string public_origin;
+  // Other origins allowed to open the console's WebSocket with a session
+  // cookie (e.g. a second name of the same console).
   std::vector<std::string> allowed_origins;
+  // Failed credential attempts (the login form's key, a Bearer key, a
+  // one-time login code) allowed per client address and minute; further
+  // attempts from that address get 429 until the minute ends, whatever
+  // they carry. Other addresses are not affected.
+  int max_auth_failures_per_minute = 20;
+  // Count those per the last X-Forwarded-For hop instead of the TCP peer:
+  // set it behind a reverse proxy you run (it appends the address it saw).
+  bool trust_x_forwarded_for = false;
   // Channel tuning (its secret is managed by the hub: kept in the database
   // so tokens survive restarts). Large messages are split by the hub, so
   // max_message_bytes here only bounds one record.
@@ -98,6 +114,12 @@ struct HubStats {
   size_t subscriptions = 0;
   size_t sessions = 0;
   uint64_t last_id = 0;
+  // Failed credential attempts since start, by kind, and attempts refused
+  // unchecked because their address had used up its failures (429).
+  uint64_t auth_failures_login_key = 0;
+  uint64_t auth_failures_bearer = 0;
+  uint64_t auth_failures_login_code = 0;
+  uint64_t auth_refused = 0;
   std::string log_engine;        // LogReader::describe()
   log::LogReaderStats log;
   matcher::MatcherStats matcher;

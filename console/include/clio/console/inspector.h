@@ -43,7 +43,8 @@ namespace clio::console {
 // value: const methods are thread-safe, non-const methods need external
 // synchronization.
 struct InspectorOptions : HubOptions {
-  // Capture settings (exclude_prefixes gets the console prefix added).
+  // Capture settings (exclude_prefixes gets the console prefix added;
+  // capture.trust_x_forwarded_for also sets the hub's).
   CaptureOptions capture;
   // The `instance` of this process's records; "" = "<hostname>:<port>".
   std::string instance;

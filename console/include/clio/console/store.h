@@ -24,7 +24,14 @@
 //   every 256 WAL pages (the WAL stays near 16 MiB). Both cut the writer's
 //   system calls per record: measured with bench/store_bench, 4 KiB pages
 //   cost the writer about three times the CPU per record.
-// - Schema: versioned with PRAGMA user_version (currently 3). A database
+// - Files: the database and its -wal and -shm files hold the server's
+//   secrets, so they are owner-only (0600) whatever the umask: a new file
+//   is created 0600 before SQLite opens it, and once SQLite has opened the
+//   database, any of the three that group or others could read is repaired
+//   (repaired_permissions()); a file Clio cannot repair (another owner)
+//   fails open().
+// - Schema: versioned with PRAGMA user_version (currently 4; version 4
+//   added revoked_sessions). A database
 //   written by a newer schema is refused at open(), never modified. An
 //   older one is migrated at open() by dropping its records: version 1's
 //   records table (one row per record), version 2's chunks (JSON lines).
@@ -64,6 +71,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "clio/base/status.h"
@@ -154,6 +162,27 @@ class Store {
   Result<std::string> get_or_create_secret(std::string_view name, size_t bytes);
   // Stores (or replaces) the value of `name`.
   Status put_secret(std::string_view name, std::string_view value);
+  // Whether open() found the database file, or its -wal or -shm, readable
+  // by group or others and made it owner-only (its secrets may have been
+  // read: rotate them).
+  bool repaired_permissions() const;
+
+  // --- Admin sessions revoked by logging out, kept until they expire.
+
+  Status revoke_session(std::string_view nonce, int64_t expires_at);
+  // Deletes the revocations that expired before `now`; returns the others
+  // as (nonce, expires_at).
+  Result<std::vector<std::pair<std::string, int64_t>>> revoked_sessions(int64_t now);
+
+  // --- Record ids reserved by a log that numbers records itself (the
+  // in-process log reserves them in blocks, so a crash never reuses one).
+
+  // The highest id reserved (0 if none).
+  Result<uint64_t> reserved_record_ids();
+  // Raises the reservation to `through` (never lowers it). Committed when
+  // it returns: it survives a crash of the process (not a power loss:
+  // synchronous=NORMAL).
+  Status reserve_record_ids(uint64_t through);
 
   // --- Subscriptions (synchronous; each call is one small transaction).
 

@@ -68,6 +68,21 @@ struct LogBatch {
   bool empty() const { return records.empty() && gaps.empty() && sources.empty(); }
 };
 
+// Durable storage of reserved ids, for an engine that numbers records
+// itself (the in-process log): it reserves ids in blocks before handing
+// them out, as database sequences do, so that ids handed out before a
+// crash are never handed out again. The hub implements it on its database.
+// Safe for concurrent use by multiple threads.
+class IdReservations {
+ public:
+  virtual ~IdReservations() = default;
+  // The highest id reserved so far (0 if none).
+  virtual Result<uint64_t> reserved() = 0;
+  // Raises the reservation to `through`; returns once it survives a crash
+  // of the process.
+  virtual Status reserve(uint64_t through) = 0;
+};
+
 // Where a reader starts. A plain value type.
 struct LogResume {
   // A LogBatch::position saved by an earlier hub; "" (or one written by
@@ -76,6 +91,9 @@ struct LogResume {
   // The highest record id the hub already holds. Records at or below it are
   // skipped, so ids only grow even when the saved position is behind.
   uint64_t last_id = 0;
+  // Where an engine that numbers records itself reserves ids (borrowed; it
+  // outlives the reader). Engines whose log numbers records ignore it.
+  IdReservations* ids = nullptr;
 };
 
 // Counters of a reader since start. A plain value type.

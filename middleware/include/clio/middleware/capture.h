@@ -26,6 +26,7 @@
 
 #include "clio/base/status.h"
 #include "clio/middleware/record_queue.h"
+#include "clio/middleware/redact.h"
 
 struct mg_callbacks;
 struct mg_connection;
@@ -39,17 +40,11 @@ struct CaptureOptions {
   // regard to letter case, as CivetWeb routes) are not captured. A prefix
   // "/_clio/" also excludes the bare "/_clio".
   std::vector<std::string> exclude_prefixes = {"/_clio/"};
-  // Request headers (any case) whose values are replaced by "[redacted]".
-  std::vector<std::string> redact_headers = {"authorization", "proxy-authorization", "cookie",
-                                             "set-cookie"};
-  // Query parameters whose values are replaced by "[redacted]", in the query
-  // string and in the Referer header. A name matches when one of its words
-  // (split at '_', '-', '.', '[', ']' and lower-to-upper case changes, compared
-  // without case) is in this list: "token", "access_token", "apiKey",
-  // "X-Auth-Sig" all match; "zipcode" and "keyboard" do not.
-  std::vector<std::string> redact_params = {"token", "key",     "password", "passwd",
-                                            "secret", "session", "auth",     "sig",
-                                            "signature", "code"};
+  // What is hidden from records, on the request thread: credentials by
+  // name (headers, query parameters, also in the Referer) and by shape
+  // (JWTs, Bearer/Basic credentials, long random tokens). See redact.h for
+  // the exact rules.
+  RedactOptions redact;
   // Measure cpu_time: the worker thread's CPU clock (CLOCK_THREAD_CPUTIME_ID)
   // is read once per request, in its last callback (log_access), and
   // cpu_time is that reading minus the same thread's previous one: the end
@@ -145,6 +140,7 @@ class Capture {
 
   // Constant after construction.
   const CaptureOptions options_;
+  const Redactor redactor_;
   // Constant after install().
   int slot_ = -1;
   // Safe for concurrent use.

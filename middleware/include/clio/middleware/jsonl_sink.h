@@ -23,7 +23,8 @@ namespace clio {
 // other threads. The queue must outlive the sink.
 class JsonlSink {
  public:
-  // Opens `path` for appending ("-" is stdout) and starts the writer thread.
+  // Opens `path` for appending ("-" is stdout; a file is owner-only, see
+  // private_file.h) and starts the writer thread.
   static Result<std::unique_ptr<JsonlSink>> open(RecordQueue& queue, const std::string& path);
   ~JsonlSink();  // calls stop()
   // Not copyable.

@@ -197,7 +197,11 @@ std::vector<std::string> listening_origins(const mg_context* ctx) {
     addr.erase(std::remove_if(addr.begin(), addr.end(), [](char c) { return c == ' ' || c == '[' || c == ']' || c == '+'; }),
                addr.end());
     const bool tls = ports[i].is_ssl != 0;
-    const std::string port = ports[i].port == (tls ? 443 : 80) ? "" : ":" + std::to_string(ports[i].port);
+    std::string port;  // ":N" unless the scheme's default (built without literal + string: GCC 12 -Wrestrict at -O3)
+    if (ports[i].port != (tls ? 443 : 80)) {
+      port.push_back(':');
+      port += std::to_string(ports[i].port);
+    }
     std::vector<std::string> hosts = {addr};
     if (addr.empty() || addr == "0.0.0.0" || addr == "127.0.0.1") hosts = {"127.0.0.1", "localhost"};
     for (const std::string& h : hosts) {

@@ -73,7 +73,7 @@ export function toHar(records, scheme = 'http:', version = '1') {
       cache: {},
       timings: { blocked: -1, dns: -1, connect: -1, send: 0, wait: wall, receive: 0, ssl: -1 },
       _clio: {
-        id: r.id, cpu_time: r.cpu_time, remote_ip: r.remote_ip, tags: r.tags || {}, random: r.random,
+        id: r.id, instance: r.instance, cpu_time: r.cpu_time, remote_ip: r.remote_ip, tags: r.tags || {}, random: r.random,
       },
     };
   });

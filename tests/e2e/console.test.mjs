@@ -284,6 +284,9 @@ describe('console with live traffic', { skip }, () => {
     assert.equal(lines.length, rows);
     assert.deepEqual(lines.map((r) => r.id), har.log.entries.map((e) => e._clio.id), 'both exports hold the same rows');
     assert.ok(lines.every((r) => typeof r.path === 'string' && typeof r.status_code === 'number'));
+    // The app instance that served each request travels in both exports.
+    assert.ok(lines.every((r) => typeof r.instance === 'string' && r.instance.length > 0));
+    assert.deepEqual(lines.map((r) => r.instance), har.log.entries.map((e) => e._clio.instance));
   });
 
   it('keeps subscriptions and columns in a shareable URL', async () => {

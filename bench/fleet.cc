@@ -74,7 +74,7 @@ std::unique_ptr<clio::Record> synthetic(uint64_t n) {
   r->status_code = 200;
   r->wall_time = 0.05;
   r->cpu_time = 0.04;
-  r->remote_ip = "10.1.2.3";
+  r->set_remote_ip("10.1.2.3");
   r->host = "app.example:8080";
   r->user_agent = "bench/1.0";
   r->http_version = "1.1";

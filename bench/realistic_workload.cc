@@ -133,7 +133,7 @@ std::vector<Record> realistic_records(size_t n, uint64_t seed) {
     x.status_code = kStatuses[r.weighted(kStatusWeights)];
     x.wall_time = std::min(60000.0, std::round(r.lognormal(40, 1.3) * 10) / 10);
     x.cpu_time = std::round(x.wall_time * (0.05 + 0.55 * r.uniform()) * 10) / 10;
-    x.remote_ip = ip(r);
+    x.set_remote_ip(ip(r));
     switch (r.weighted({500, 200, 50, 250})) {
       case 0: x.host = "api.example.com"; break;
       case 1: x.host = "www.example.com"; break;

@@ -46,7 +46,7 @@ clio::Record sample_record(uint64_t id, double time) {
   r.status_code = id % 50 ? 200 : 500;
   r.wall_time = 0.25 + static_cast<double>(id % 100) / 10;
   r.cpu_time = 0.1;
-  r.remote_ip = "127.0.0.1";
+  r.set_remote_ip("127.0.0.1");
   r.host = "127.0.0.1:8080";
   r.user_agent = "wrk/4.2";
   r.http_version = "1.1";

@@ -22,7 +22,7 @@ std::vector<clio::Record> make_records() {
   rs[0].path = "/api/v1/users";
   rs[0].status_code = 200;
   rs[0].wall_time = 12.5;
-  rs[0].remote_ip = "10.0.0.1";
+  rs[0].set_remote_ip("10.0.0.1");
   rs[0].host = "example.com";
   rs[0].headers = {{"user-agent", "curl/8"}, {"x-a", "1"}};
   rs[0].tags = {{"Env", "prod"}};
@@ -31,8 +31,8 @@ std::vector<clio::Record> make_records() {
   rs[1].status_code = 503;
   rs[1].wall_time = 2500;
   rs[1].response_bytes = 20480;
-  rs[1].remote_ip = "2001:db8::1";
-  rs[2].remote_ip = "bogus";
+  rs[1].set_remote_ip("2001:db8::1");
+  rs[2].set_remote_ip("bogus");
   return rs;
 }
 

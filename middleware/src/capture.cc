@@ -163,6 +163,7 @@ void reset_for_reuse(Record& r) {
   r.wall_time = 0;
   r.cpu_time = 0;
   r.remote_ip.clear();
+  r.remote_addr.reset();
   r.host.clear();
   r.user_agent.clear();
   r.referer.clear();
@@ -307,10 +308,10 @@ struct Capture::Hooks {
     if (ri->query_string) redact.query(ri->query_string, r.query);
     r.http_version = ri->http_version ? ri->http_version : "";
     r.request_bytes = ri->content_length > 0 ? ri->content_length : 0;
-    r.remote_ip = ri->remote_addr;
     r.random = next_random();
     const char* referer = nullptr;
     const char* ua = nullptr;
+    std::string_view forwarded;  // the trusted X-Forwarded-For hop
     bool upgrade = false;
     // A reused record's header entries are overwritten in place (keeping
     // their strings' capacity), then the vector is trimmed to `n`.
@@ -336,11 +337,11 @@ struct Capture::Hooks {
       } else if (name == "upgrade") {
         upgrade = iequals(value, "websocket");
       } else if (name == "x-forwarded-for" && o.trust_x_forwarded_for) {
-        std::string_view hop = first_hop(value);
-        if (!hop.empty()) r.remote_ip = std::string(hop);
+        if (std::string_view hop = first_hop(value); !hop.empty()) forwarded = hop;
       }
     }
     r.headers.resize(n);
+    r.set_remote_ip(forwarded.empty() ? std::string_view(ri->remote_addr) : forwarded);
     for (auto& tag : r.tags) redact.value(tag.second);
     int64_t bytes = 0;
     if (message == nullptr || !parse_bytes_sent(message, referer, ua, bytes)) {

@@ -49,9 +49,7 @@ const matcher::Schema& http_schema() {
   return schema;
 }
 
-HttpRecordView::HttpRecordView(const Record& record) : r_(record) {
-  if (!record.remote_ip.empty()) ip_ = matcher::IpAddr::parse(record.remote_ip);
-}
+HttpRecordView::HttpRecordView(const Record& record) : r_(record) {}
 
 FieldValue HttpRecordView::field(matcher::FieldId id) const {
   switch (id) {
@@ -62,7 +60,7 @@ FieldValue HttpRecordView::field(matcher::FieldId id) const {
     case kHttpStatusCode: return FieldValue::of_int(r_.status_code);
     case kHttpWallTime: return FieldValue::of_float(r_.wall_time);
     case kHttpCpuTime: return FieldValue::of_float(r_.cpu_time);
-    case kHttpRemoteIp: return ip_ ? FieldValue::of_ip(*ip_) : FieldValue{};
+    case kHttpRemoteIp: return r_.remote_addr ? FieldValue::of_ip(*r_.remote_addr) : FieldValue{};
     case kHttpHost: return FieldValue::of_string(r_.host);
     case kHttpUserAgent: return FieldValue::of_string(r_.user_agent);
     case kHttpReferer: return FieldValue::of_string(r_.referer);

@@ -171,6 +171,7 @@ bool read_record(Reader& rd, Record* out) {
     std::string* const fields[] = {&out->method,     &out->path,    &out->query,        &out->remote_ip, &out->host,
                                    &out->user_agent, &out->referer, &out->http_version, &out->instance};
     for (size_t i = 0; i < 9; ++i) fields[i]->assign(text[i]);
+    out->remote_addr = matcher::IpAddr::parse(out->remote_ip);
   }
   return rd.pairs(out ? &out->headers : nullptr) && rd.pairs(out ? &out->tags : nullptr);
 }

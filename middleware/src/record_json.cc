@@ -119,6 +119,11 @@ const std::string* Record::header(std::string_view lower_name) const {
   return nullptr;
 }
 
+void Record::set_remote_ip(std::string_view text) {
+  remote_ip.assign(text);
+  remote_addr = matcher::IpAddr::parse(text);
+}
+
 const std::string* Record::tag(std::string_view name) const {
   for (const auto& [k, v] : tags) {
     if (k == name) return &v;
@@ -261,6 +266,7 @@ Result<Record> record_from_json(std::string_view text) {
   step(read_map(j, "headers", /*lower_keys=*/true, r.headers));
   step(read_map(j, "tags", /*lower_keys=*/false, r.tags));
   if (!s.ok()) return s;
+  r.remote_addr = matcher::IpAddr::parse(r.remote_ip);
   return r;
 }
 

@@ -126,7 +126,7 @@ Record make_record(uint64_t id, double time) {
   r.path = "/item/" + std::to_string(id);
   r.status_code = 200 + static_cast<int>(id % 5);
   r.wall_time = 1.5;
-  r.remote_ip = "127.0.0.1";
+  r.set_remote_ip("127.0.0.1");
   r.headers = {{"host", "example.test"}, {"x-n", std::to_string(id)}};
   r.tags = {{"user", "u" + std::to_string(id % 7)}};
   return r;

@@ -52,7 +52,7 @@ class Gen {
     r.status_code = one(statuses);
     r.wall_time = static_cast<double>(pick(6000)) / 2;
     r.cpu_time = static_cast<double>(pick(3000)) / 4;
-    r.remote_ip = one(ips);
+    r.set_remote_ip(one(ips));
     r.host = one(hosts);
     r.user_agent = one(uas);
     r.referer = chance(50) ? "" : "https://x.org/";
@@ -251,7 +251,7 @@ TEST_CASE("the benchmark's five query shapes, generated small: engine equals ref
     r.method = methods[pick(5)];
     r.path = "/api/v1/r" + std::to_string(pick(100));
     r.host = "h" + std::to_string(pick(20));
-    r.remote_ip = "10.0." + std::to_string(pick(4)) + "." + std::to_string(pick(64));
+    r.set_remote_ip("10.0." + std::to_string(pick(4)) + "." + std::to_string(pick(64)));
     r.status_code = statuses[pick(15)];
     r.wall_time = static_cast<double>(pick(6000));
     r.cpu_time = static_cast<double>(pick(3000));

@@ -541,13 +541,19 @@ TEST_CASE("X-Forwarded-For is used only when trusted") {
   {
     TestApp app;
     REQUIRE(test::http(app.port, "GET", "/api/hello", {{"X-Forwarded-For", "203.0.113.9, 10.0.0.1"}}).ok());
-    CHECK(app.one().remote_ip == "127.0.0.1");
+    const Record r = app.one();
+    CHECK(r.remote_ip == "127.0.0.1");
+    REQUIRE(r.remote_addr.has_value());  // parsed once, at capture
+    CHECK(r.remote_addr->to_string() == "127.0.0.1");
   }
   CaptureOptions o;
   o.trust_x_forwarded_for = true;
   TestApp app(o);
   REQUIRE(test::http(app.port, "GET", "/api/hello", {{"X-Forwarded-For", "203.0.113.9, 10.0.0.1"}}).ok());
-  CHECK(app.one().remote_ip == "203.0.113.9");
+  const Record r = app.one();
+  CHECK(r.remote_ip == "203.0.113.9");
+  REQUIRE(r.remote_addr.has_value());
+  CHECK(r.remote_addr->to_string() == "203.0.113.9");
 }
 
 namespace {

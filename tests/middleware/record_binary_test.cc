@@ -21,7 +21,7 @@ Record every_field() {
   r.status_code = std::numeric_limits<int>::min();
   r.wall_time = std::numeric_limits<double>::infinity();
   r.cpu_time = -0.0;
-  r.remote_ip = "2001:db8::1";
+  r.set_remote_ip("2001:db8::1");
   r.host = "example.test";
   r.user_agent = "ua/1.0 \xC3\xA9";
   r.referer = "";
@@ -62,6 +62,8 @@ TEST_CASE("binary encoding round-trips every field, byte for byte") {
   CHECK(std::isinf(back.wall_time));
   CHECK(std::bit_cast<uint64_t>(back.cpu_time) == std::bit_cast<uint64_t>(-0.0));
   CHECK(back.remote_ip == r.remote_ip);
+  CHECK(back.remote_addr == r.remote_addr);  // parsed once, at decode
+  CHECK(back.remote_addr.has_value());
   CHECK(back.host == r.host);
   CHECK(back.user_agent == r.user_agent);
   CHECK(back.referer == r.referer);
@@ -190,7 +192,7 @@ TEST_CASE("a typical record's binary form is well under half its JSON") {
   r.status_code = 200;
   r.wall_time = 0.039965;
   r.cpu_time = 0.039775;
-  r.remote_ip = "127.0.0.1";
+  r.set_remote_ip("127.0.0.1");
   r.host = "127.0.0.1:18556";
   r.http_version = "1.1";
   r.response_bytes = 149;

@@ -14,7 +14,7 @@ TEST_CASE("record JSON round-trips every field") {
   r.status_code = 503;
   r.wall_time = 12.5;
   r.cpu_time = 0.75;
-  r.remote_ip = "10.1.2.3";
+  r.set_remote_ip("10.1.2.3");
   r.host = "example.test";
   r.user_agent = "ua/1.0 \xC3\xA9";  // é
   r.referer = "";
@@ -38,6 +38,8 @@ TEST_CASE("record JSON round-trips every field") {
   CHECK(back->wall_time == 12.5);
   CHECK(back->cpu_time == 0.75);
   CHECK(back->remote_ip == "10.1.2.3");
+  REQUIRE(back->remote_addr.has_value());  // parsed once, at decode
+  CHECK(back->remote_addr->to_string() == "10.1.2.3");
   CHECK(back->user_agent == r.user_agent);
   CHECK(back->request_bytes == 13);
   CHECK(back->response_bytes == 4096);

@@ -39,7 +39,8 @@ const matcher::Schema& http_schema();
 
 // Const methods are thread-safe, non-const methods need external
 // synchronization. A RecordView over a Record; borrows `record`, which must
-// outlive the view; construction parses remote_ip once.
+// outlive the view. `remote_ip` reads the record's remote_addr (parsed when
+// the record was made, see Record::set_remote_ip).
 class HttpRecordView final : public matcher::RecordView {
  public:
   explicit HttpRecordView(const Record& record);
@@ -52,7 +53,6 @@ class HttpRecordView final : public matcher::RecordView {
 
  private:
   const Record& r_;
-  std::optional<matcher::IpAddr> ip_;
 };
 
 }  // namespace clio

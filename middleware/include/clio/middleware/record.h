@@ -10,12 +10,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "clio/base/status.h"
+#include "clio/matcher/schema.h"
 
 namespace clio {
 
@@ -31,6 +33,10 @@ struct Record {
   double wall_time = 0;        // milliseconds from begin to end of the request
   double cpu_time = 0;         // milliseconds of the worker thread's CPU
   std::string remote_ip;       // TCP peer, or first X-Forwarded-For hop if trusted
+  // remote_ip parsed, absent when it does not parse. Set both with
+  // set_remote_ip, where the record is made (capture, the decoders), so the
+  // address is parsed once, not by every query that reads it.
+  std::optional<matcher::IpAddr> remote_addr;
   std::string host;            // Host header ("" when absent)
   std::string user_agent;      // User-Agent header ("" when absent)
   std::string referer;         // Referer header ("" when absent)
@@ -45,6 +51,9 @@ struct Record {
   std::vector<std::pair<std::string, std::string>> headers;
   // Annotations the app attached with clio::tag(); names as given, unique.
   std::vector<std::pair<std::string, std::string>> tags;
+
+  // Sets remote_ip to `text` and remote_addr to its parse.
+  void set_remote_ip(std::string_view text);
 
   // The first header named `lower_name` (which must be lower-case), or null.
   const std::string* header(std::string_view lower_name) const;

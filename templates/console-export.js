@@ -2,8 +2,13 @@
 // HAR 1.2 (for tools that read DevTools archives), and "copy as curl".
 //
 //   download('x.jsonl', toJsonLines(records), 'application/x-ndjson');
-//   download('x.har', JSON.stringify(toHar(records, location.origin)), 'application/json');
-//   const cmd = toCurl(record, location.protocol);
+//   download('x.har', JSON.stringify(toHar(records, 'https://app.example')), 'application/json');
+//   const cmd = toCurl(record, 'https://app.example');
+//
+// URLs are built on the server's public origin (api/session's `origin`, the
+// configured one), never on the Host header a captured request carried: any
+// client can send any Host, and an export or a pasted command must not send
+// its requests (with their headers) to a host an attacker chose.
 
 // One record per line, in the order given.
 export function toJsonLines(records) {
@@ -30,18 +35,19 @@ function queryList(qs) {
   return out;
 }
 
-// The request's URL as the client asked for it. `scheme` is "http:" or "https:".
-export function requestUrl(r, scheme) {
-  const host = r.host || (r.headers && r.headers.host) || 'localhost';
+// The request's URL on `origin` ("scheme://host[:port]", e.g. the server's
+// public origin): the record's path and query string.
+export function requestUrl(r, origin) {
+  const base = new URL(origin).origin;
   const path = String(r.path || '/').split('/').map((seg) => encodeURIComponent(seg).replace(/%3A/gi, ':').replace(/%40/g, '@')).join('/');
-  return `${scheme}//${host}${path}${r.query ? `?${r.query}` : ''}`;
+  return `${base}${path}${r.query ? `?${r.query}` : ''}`;
 }
 
 // A HAR 1.2 log of the records. Clio does not keep bodies or response
 // headers, so those parts are empty; the byte counts, timings, client and the
 // record's own fields travel in the entries (Clio-specific members start with
 // "_", as the HAR spec allows).
-export function toHar(records, scheme = 'http:', version = '1') {
+export function toHar(records, origin, version = '1') {
   const entries = records.map((r) => {
     const ver = `HTTP/${r.http_version || '1.1'}`;
     const wall = Number.isFinite(r.wall_time) ? Math.max(0, r.wall_time) : 0;
@@ -50,7 +56,7 @@ export function toHar(records, scheme = 'http:', version = '1') {
       time: wall,
       request: {
         method: String(r.method || ''),
-        url: requestUrl(r, scheme),
+        url: requestUrl(r, origin),
         httpVersion: ver,
         cookies: [],
         headers: headerList(r.headers),
@@ -93,8 +99,8 @@ const SKIP = new Set(['host', 'content-length', 'connection']);
 
 // A curl command line that repeats the request (headers included; redacted
 // values stay redacted, and no body is known).
-export function toCurl(r, scheme = 'http:') {
-  const parts = ['curl', shq(requestUrl(r, scheme))];
+export function toCurl(r, origin) {
+  const parts = ['curl', shq(requestUrl(r, origin))];
   const m = String(r.method || 'GET');
   if (m !== 'GET') parts.push('-X', shq(m));
   if (r.headers && typeof r.headers === 'object') {

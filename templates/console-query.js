@@ -1,4 +1,5 @@
-// The query box: validates as the user types (through api/check), underlines
+// The query box: validates as the user types (POST api/check, so a query of
+// any allowed length fits: a GET's URL would be limited), underlines
 // the error's span and shows its message and hint, completes field names,
 // aliases, keywords and operators from api/schema, and keeps a query history
 // (localStorage; ↑/↓ in the box, or the History button).
@@ -147,7 +148,7 @@ export class QueryBox {
     const ctrl = new AbortController();
     this.abort = ctrl;
     try {
-      const res = await this.api.get(`api/check?q=${encodeURIComponent(q)}`, { signal: ctrl.signal });
+      const res = await this.api.post('api/check', { query: q }, { signal: ctrl.signal });
       if (ctrl.signal.aborted || this.input.value !== q) return;
       this.lastChecked = q;
       if (res.valid) this.render(q, null, res.normalized, planWarning(res.plan));

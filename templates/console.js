@@ -31,10 +31,9 @@ const BACKFILL = 200;        // stored records asked for with a new subscription
 const STATS_EVERY_MS = 2000;
 
 const api = new Api(prefixFromLocation());
-// Copy as curl targets the server's configured public origin (api/session),
-// never the Host header a captured request carried.
+// Copy as curl and the HAR export target the server's configured public
+// origin (api/session), never the Host header a captured request carried.
 let publicOrigin = location.origin;
-const curlOf = (r) => { const o = new URL(publicOrigin); return toCurl({ ...r, host: o.host }, o.protocol); };
 const store = new RowStore({ cap: 100000 });
 const charts = new Charts($('rate-chart'), $('lat-chart'));
 
@@ -684,7 +683,7 @@ function showDetail(e) {
   }
   const headers = r.headers && typeof r.headers === 'object' ? Object.entries(r.headers) : [];
   const tags = r.tags && typeof r.tags === 'object' ? Object.entries(r.tags) : [];
-  const curl = el('pre', 'curl', curlOf(r));
+  const curl = el('pre', 'curl', toCurl(r, publicOrigin));
   body.replaceChildren(
     el('h3', '', 'Record'), kv(fields),
     el('h3', '', 'Matched subscriptions'), matched,
@@ -813,12 +812,12 @@ function wireControls() {
   });
   $('export-har').addEventListener('click', () => {
     closeMenus();
-    download(`clio-${stamp()}.har`, JSON.stringify(toHar(records(), location.protocol), null, 1), 'application/json');
+    download(`clio-${stamp()}.har`, JSON.stringify(toHar(records(), publicOrigin), null, 1), 'application/json');
   });
   $('detail-close').addEventListener('click', closeDetail);
   $('copy-curl').addEventListener('click', async () => {
     if (!detailEntry) return;
-    $('copy-msg').textContent = (await copyText(curlOf(detailEntry.r))) ? 'copied' : 'select the command below to copy it';
+    $('copy-msg').textContent = (await copyText(toCurl(detailEntry.r, publicOrigin))) ? 'copied' : 'select the command below to copy it';
   });
   $('copy-json').addEventListener('click', async () => {
     if (!detailEntry) return;
@@ -876,7 +875,8 @@ async function start() {
   updateCounters();
 
   try {
-    publicOrigin = (await api.init()).origin || location.origin;
+    const { origin } = await api.init();
+    if (origin) publicOrigin = new URL(origin).origin;
   } catch (e) {
     setConn({ state: 'error', detail: `cannot reach the console API: ${e.message}` });
     return;

@@ -453,11 +453,41 @@ describe('group-by panel', { skip }, () => {
     await waitFor(async () => (await chipCount(page, sid)) === users.count + 1, { timeoutMs: 10000, what: 'the live match' });
   });
 
+  it('checks a long query by POST and underlines its error where it is', async () => {
+    const checks = [];
+    const onRequest = (req) => { if (req.url().includes('/api/check')) checks.push({ method: req.method(), body: req.postData() }); };
+    page.on('request', onRequest);
+    try {
+      // About 3.5 KB of UTF-8 (two bytes per 'é', so byte offsets and string
+      // indexes differ), with a misspelt field near the end.
+      const long = `path:"${'é'.repeat(1700)}" and stauts = 5`;
+      await page.fill('#q', long);
+      await page.waitForSelector('.qwrap.invalid #q-overlay .err-span', { timeout: 10000 });
+      const [before, span] = await page.$eval('#q-overlay', (o) => [o.firstChild.textContent, o.querySelector('.err-span').textContent]);
+      assert.equal(span, 'stauts', 'the underline covers the unknown field');
+      assert.equal(before, long.slice(0, long.indexOf('stauts')), 'and starts where it starts');
+      assert.match(await page.textContent('#q-msg .err'), /stauts/);
+      assert.match(await page.textContent('#q-msg .hint'), /status/, 'with the hint');
+      // A valid long query is checked too.
+      const good = `path:"${'é'.repeat(1700)}" and status = 5`;
+      await page.fill('#q', good);
+      await page.waitForSelector('.qwrap.valid', { timeout: 10000 });
+      const norm = await page.textContent('#q-msg .norm');
+      assert.ok(norm.includes('é'.repeat(1700)) && /status/.test(norm), 'the normalized form is shown');
+      assert.ok(checks.length >= 2);
+      assert.deepEqual([...new Set(checks.map((c) => c.method))], ['POST'], 'every check is a POST');
+      assert.deepEqual(JSON.parse(checks.at(-1).body), { query: good }, 'the query travels in the body');
+    } finally {
+      page.off('request', onRequest);
+      await page.fill('#q', '');
+    }
+  });
+
   it('says when the server checks a query on every record, and only then', async () => {
     // The server's real answer, with the optional plan member added when
     // the test asks for it (servers without it must keep working).
     let plan = null;
-    await page.route('**/api/check?*', async (route) => {
+    await page.route('**/api/check', async (route) => {
       const res = await route.fetch();
       const body = await res.json();
       if (plan) body.plan = plan;
@@ -475,7 +505,7 @@ describe('group-by panel', { skip }, () => {
         assert.equal(warn, want, `plan ${JSON.stringify(p)}`);
       }
     } finally {
-      await page.unroute('**/api/check?*');
+      await page.unroute('**/api/check');
       await page.fill('#q', '');
     }
     // The real server's plan: a negated-only query is checked on every

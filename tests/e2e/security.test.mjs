@@ -1,6 +1,7 @@
 // Browser tests of the console's security controls against the real
-// clio_demo and Debian's headless chromium: "Copy as curl" targets the
-// server's public origin whatever Host a captured request carried, and
+// clio_demo and Debian's headless chromium: "Copy as curl" and the HAR
+// export target the server's public origin whatever Host a captured request
+// carried, and
 // "Log out everywhere" ends every browser's session.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser, waitFor } from './lib/harness.mjs';
-import { DEMO_BIN, startDemo, loginWithForm, subscribe, chipCount } from './lib/console.mjs';
+import { DEMO_BIN, startDemo, loginWithForm, subscribe, chipCount, exportText } from './lib/console.mjs';
 
 const KEY = `e2e-security-${process.pid}-${Date.now()}`;
 const skip = DEMO_BIN ? false : 'CLIO_DEMO_BIN is not set (ctest sets it)';
@@ -41,8 +42,8 @@ describe('console security controls', { skip }, () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('copy as curl targets the public origin, not the captured Host header', async () => {
-    const ctx = await browser.newContext();
+  it('copy as curl and the HAR export target the public origin, not the captured Host header', async () => {
+    const ctx = await browser.newContext({ acceptDownloads: true });
     try {
       const page = await ctx.newPage();
       await loginWithForm(page, demo, KEY);
@@ -54,6 +55,14 @@ describe('console security controls', { skip }, () => {
       const curl = await page.textContent('#detail-body pre.curl');
       assert.ok(curl.startsWith(`curl 'http://127.0.0.1:${demo.port}/curl-origin/x?a=1'`), curl);
       assert.ok(!curl.includes('evil.example'), curl);
+      const har = JSON.parse(await exportText(page, 'export-har'));
+      const entries = har.log.entries.filter((e) => e.request.url.includes('/curl-origin/'));
+      assert.equal(entries.length, 1, JSON.stringify(har.log.entries.map((e) => e.request.url)));
+      const req = entries[0].request;
+      assert.equal(req.url, `http://127.0.0.1:${demo.port}/curl-origin/x?a=1`);
+      assert.deepEqual(req.queryString, [{ name: 'a', value: '1' }]);
+      assert.deepEqual(req.headers.filter((h) => h.name.toLowerCase() === 'host').map((h) => h.value), ['evil.example:9999'],
+        'the captured Host stays a request header, as captured');
     } finally {
       await ctx.close();
     }

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "clio/middleware/http_schema.h"
+#include "clio/base/mutex.h"
 #include "http_api.h"
 #include "http_util.h"
 #include "hub_impl.h"
@@ -194,10 +195,10 @@ Status Hub::Impl::attach(mg_context* c) {
 void Hub::Impl::shutdown() {
   std::call_once(shutdown_once_, [this] {
     {
-      std::lock_guard<std::mutex> lock(keeper_mu_);
+      MutexLock lock(&keeper_mu_);
       stopping_ = true;
     }
-    keeper_cv_.notify_all();
+    keeper_cv_.SignalAll();
     if (keeper_.joinable()) keeper_.join();
     if (dispatcher_) dispatcher_->stop();
     if (reader_) reader_->close();
@@ -208,11 +209,15 @@ void Hub::Impl::shutdown() {
 }
 
 void Hub::Impl::run_keeper() {
-  std::unique_lock<std::mutex> lock(keeper_mu_);
-  while (!keeper_cv_.wait_for(lock, 1s, [&] { return stopping_; })) {
-    lock.unlock();
+  MutexLock lock(&keeper_mu_);
+  for (;;) {
+    const auto next = std::chrono::steady_clock::now() + 1s;
+    while (!stopping_ && keeper_cv_.WaitUntil(&keeper_mu_, next)) {
+    }
+    if (stopping_) return;
+    keeper_mu_.Unlock();
     for (uint64_t id : registry_->expired(now_seconds())) remove_subscription(id, "expired");
-    lock.lock();
+    keeper_mu_.Lock();
   }
 }
 

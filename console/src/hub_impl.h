@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "admin_auth.h"
+#include "clio/base/mutex.h"
 #include "clio/channel/channel.h"
 #include "clio/console/hub.h"
 #include "clio/console/store.h"
@@ -100,7 +101,7 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   // Removes a subscription everywhere and tells its client why.
   Status remove_subscription(uint64_t id, const char* reason);
   Status restore_subscriptions();
-  void run_keeper();
+  void run_keeper() CLIO_EXCLUDES(keeper_mu_);
 
   // Constant after open().
   HubOptions opts_;
@@ -123,9 +124,9 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   std::vector<std::string> public_origins_;
 
   // The keeper thread, and shutdown.
-  std::mutex keeper_mu_;
-  std::condition_variable keeper_cv_;
-  bool stopping_ = false;  // guarded by keeper_mu_
+  Mutex keeper_mu_;
+  CondVar keeper_cv_;
+  bool stopping_ CLIO_GUARDED_BY(keeper_mu_) = false;
   std::thread keeper_;
   std::once_flag shutdown_once_;
 };

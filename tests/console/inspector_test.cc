@@ -30,7 +30,9 @@ TEST_CASE("every endpoint without credentials is 401, in any letter case") {
       {"GET", "/_clio/console.js"},         {"GET", "/_clio/channel"},
       {"POST", "/_clio/logout"},
   };
-  for (const auto& [method, path] : endpoints) {
+  for (const auto& endpoint : endpoints) {
+    const std::string& method = endpoint.first;  // not a structured binding: doctest's
+    const std::string& path = endpoint.second;   // messages capture them (C++20, clang 16+)
     auto r = test::http(app.port, method, path, {}, method == "GET" ? "" : "{}");
     REQUIRE(r.ok());
     CHECK_MESSAGE(r->status == 401, method << " " << path);

@@ -13,11 +13,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <limits>
-#include <mutex>
 #include <system_error>
 #include <thread>
 #include <unordered_map>

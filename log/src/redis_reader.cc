@@ -4,9 +4,7 @@
 #include <pthread.h>
 
 #include <charconv>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 

@@ -9,16 +9,6 @@ namespace clio::channel {
 
 namespace proto = protocol;
 
-int64_t unix_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-int64_t unix_millis() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 bool valid_client_id(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
@@ -40,6 +30,7 @@ thread_local ChannelService::Impl::Pending ChannelService::Impl::pending_;
 
 ChannelService::Impl::Impl(ChannelOptions o)
     : opt_(std::move(o)),
+      clock_(clock_or_real(opt_.clock)),
       signer_(opt_.secret.empty() ? random_hex(32) : opt_.secret),
       epoch_(random_hex(8)),
       tick_(std::clamp(opt_.heartbeat_interval / 4, milliseconds(10), milliseconds(250))) {
@@ -62,7 +53,7 @@ Result<Token> ChannelService::Impl::create_channel(const std::string& id, std::c
     return Status::ResourceExhausted("too many client ids (max_clients)");
   }
   ClientState& c = it == clients_.end() ? new_client_locked(id) : it->second;
-  c.last_active = Clock::now();
+  c.last_active = steady_now();
   // A token issued in the same millisecond as a revocation must still work.
   auto r = revoked_.find(id);
   const int64_t issued = (r != revoked_.end() && r->second >= now_ms) ? r->second + 1 : now_ms;
@@ -85,7 +76,7 @@ SendResult ChannelService::Impl::send_message(const std::string& id, std::string
   std::string tail = R"(,"data":)";
   proto::append_json_string(tail, message);
   tail.push_back('}');
-  const auto now = Clock::now();
+  const auto now = steady_now();
   MutexLock lk(&mu_);
   if (stopping_) {
     ++stats_.rejected;
@@ -301,11 +292,16 @@ void ChannelService::Impl::disconnect(const std::string& id, DisconnectReason re
 }
 
 bool ChannelService::Impl::wait_sessions_closed(milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   MutexLock lk(&mu_);
   while (!sessions_.empty() && sessions_cv_.WaitUntil(&mu_, deadline)) {
   }
   return sessions_.empty();
+}
+
+void ChannelService::Impl::housekeeping_for_test() {
+  MutexLock lk(&mu_);
+  housekeeping_locked();
 }
 
 void ChannelService::Impl::shutdown() {
@@ -371,6 +367,7 @@ Result<ClientStats> ChannelService::client_stats(const std::string& id) const { 
 std::string ChannelService::epoch() const { return impl_->epoch(); }
 void ChannelService::disconnect(const std::string& id, DisconnectReason r) { impl_->disconnect(id, r); }
 void ChannelService::shutdown() { impl_->shutdown(); }
+void ChannelService::housekeeping_for_test() { impl_->housekeeping_for_test(); }
 
 const char* to_string(SendResult r) {
   switch (r) {

@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "clio/base/clock.h"
 #include "clio/base/mutex.h"
 #include "clio/channel/channel.h"
 #include "clio/channel/protocol.h"
@@ -44,8 +45,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using Payload = std::shared_ptr<const std::string>;
 
-int64_t unix_seconds();
-int64_t unix_millis();
 bool valid_client_id(const std::string& id);
 
 // Writes a complete HTTP response with a status line (mg_send_http_error
@@ -152,6 +151,7 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   void shutdown();
   // True once every session has closed (after shutdown and mg_stop).
   bool wait_sessions_closed(milliseconds timeout);
+  void housekeeping_for_test() CLIO_EXCLUDES(mu_);
 
   const std::string& epoch() const { return epoch_; }
 
@@ -204,6 +204,13 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   bool sender_has_work_locked(const Session& s) CLIO_REQUIRES(mu_);
   std::string gap_json(uint64_t from, uint64_t to, bool known) const;
 
+  // The time of opt_.clock (the real clock by default), which every expiry
+  // and timeout decision reads. The event thread's wake-ups and the waits
+  // for threads run on the real clock.
+  Clock::time_point steady_now() const { return clock_.steady(); }
+  int64_t unix_seconds() const { return clock_.wall_seconds(); }
+  int64_t unix_millis() const { return clock_.wall_millis(); }
+
   void sender_loop(std::shared_ptr<Session> s) CLIO_EXCLUDES(mu_);
   void event_loop() CLIO_EXCLUDES(mu_);
   void housekeeping_locked() CLIO_REQUIRES(mu_);
@@ -211,6 +218,7 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
 
   // Constant after construction.
   const ChannelOptions opt_;
+  const clio::Clock& clock_;
   const TokenSigner signer_;
   const std::string epoch_;
   const milliseconds tick_;

@@ -98,7 +98,7 @@ int ChannelService::Impl::on_connect(const mg_connection* c) {
       respond(c, 503, "Service Unavailable", "text/plain; charset=utf-8", why + "\n");
       return 1;
   }
-  admitting_[c] = Clock::now();
+  admitting_[c] = steady_now();
   ++stats_.upgrades;
   // connect and ready run back to back on this worker thread.
   pending_ = Pending{c, ++admissions_, std::move(*claims), std::move(*offer)};
@@ -163,7 +163,7 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
   s->conn = conn;
   s->admitted = p.admitted;
   s->expires_at = p.claims.expires_at;
-  s->last_recv = s->last_send = Clock::now();
+  s->last_recv = s->last_send = steady_now();
   {
     MutexLock lk(&mu_);
     admitting_.erase(conn);
@@ -173,7 +173,7 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
     } else {
       auto it = clients_.find(s->client_id);
       ClientState& c = it == clients_.end() ? new_client_locked(s->client_id) : it->second;
-      c.last_active = Clock::now();
+      c.last_active = steady_now();
       if (c.session && c.session->admitted > s->admitted) {
         // A later upgrade for this id got here first (worker threads race
         // between handshake and ready): this older one is superseded.
@@ -187,7 +187,7 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
           events_.push_back(Event{true, s->client_id});
           event_cv_.Signal();
         }
-        prune_ring_locked(c, Clock::now());  // to the replay bounds: no live session now
+        prune_ring_locked(c, steady_now());  // to the replay bounds: no live session now
         c.session = s;
         start_session_locked(*s, c, p.offer);
       }
@@ -205,7 +205,7 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
     auto it = sessions_.find(conn);
     if (it == sessions_.end()) return 0;
     s = it->second;
-    s->last_recv = Clock::now();
+    s->last_recv = steady_now();
   }
   switch (opcode) {
     case MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE: {
@@ -305,7 +305,7 @@ void ChannelService::Impl::on_close(const mg_connection* conn) {
     auto c = clients_.find(s->client_id);
     if (c != clients_.end() && c->second.session == s) {
       c->second.session.reset();
-      c->second.last_active = Clock::now();
+      c->second.last_active = steady_now();
       if (!stopping_) {
         events_.push_back(Event{false, s->client_id});
         event_cv_.Signal();
@@ -400,7 +400,7 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
       frames = take_batch_locked(*s, buf, wrote_close);
       if (buf.empty()) continue;
       s->writing = true;
-      s->write_started = Clock::now();
+      s->write_started = steady_now();
     }
     bool ok = false;
     bool gone = false;
@@ -420,7 +420,7 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
     }
     MutexLock lk(&mu_);
     s->writing = false;
-    s->last_send = Clock::now();
+    s->last_send = steady_now();
     if (gone) return;
     if (ok) {
       stats_.frames_sent += frames;
@@ -437,7 +437,7 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
 }
 
 void ChannelService::Impl::housekeeping_locked() {
-  const auto now = Clock::now();
+  const auto now = steady_now();
   const int64_t now_unix = unix_seconds();
   for (auto& [conn, s] : sessions_) {
     if (s->writing && !s->stalled && now - s->write_started > opt_.write_stall_timeout) {
@@ -483,7 +483,7 @@ void ChannelService::Impl::housekeeping_locked() {
 }
 
 void ChannelService::Impl::event_loop() {
-  auto next_housekeeping = Clock::now();
+  auto next_housekeeping = std::chrono::steady_clock::now();
   MutexLock lk(&mu_);
   for (;;) {
     while (!event_exit_ && events_.empty() && event_cv_.WaitUntil(&mu_, next_housekeeping)) {
@@ -499,9 +499,9 @@ void ChannelService::Impl::event_loop() {
       mu_.Lock();
       if (event_exit_) return;
     }
-    if (Clock::now() >= next_housekeeping) {
+    if (std::chrono::steady_clock::now() >= next_housekeeping) {
       housekeeping_locked();
-      next_housekeeping = Clock::now() + tick_;
+      next_housekeeping = std::chrono::steady_clock::now() + tick_;
     }
   }
 }

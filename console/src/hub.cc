@@ -39,10 +39,6 @@ bool valid_origin(std::string_view o) {
 
 }  // namespace
 
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 uint64_t HubStats::published() const {
   uint64_t n = 0;
   for (const auto& i : instances) n += i.published;
@@ -122,8 +118,15 @@ Status Hub::Impl::open() {
   channel::ChannelOptions cho = opts_.channel;
   cho.secret = *channel_key;
   cho.max_message_bytes = std::max<size_t>(cho.max_message_bytes, 1 << 20);
-  cho.on_connect = [this](const std::string& id) { registry_->client_connected(id); };
-  cho.on_disconnect = [this](const std::string& id) { registry_->client_disconnected(id, now_seconds()); };
+  if (cho.clock == nullptr) cho.clock = opts_.clock;
+  cho.on_connect = [this](const std::string& id) {
+    registry_->client_connected(id);
+    presence_events_.fetch_add(1, std::memory_order_release);
+  };
+  cho.on_disconnect = [this](const std::string& id) {
+    registry_->client_disconnected(id, now_seconds());
+    presence_events_.fetch_add(1, std::memory_order_release);
+  };
   channel_ = std::make_unique<channel::ChannelService>(std::move(cho));
 
   registry_ = std::make_unique<SubscriptionRegistry>(
@@ -336,6 +339,7 @@ HubStats Hub::Impl::stats() const {
   s.dispatched = dispatcher_->dispatched();
   s.matched = dispatcher_->matched();
   s.delivered = delivery_.delivered.load(std::memory_order_relaxed);
+  s.presence_events = presence_events_.load(std::memory_order_acquire);
   s.dropped_channel = delivery_.dropped.load(std::memory_order_relaxed);
   const auto ss = store_->stats();
   s.stored = ss.written;
@@ -378,7 +382,9 @@ Hub::Hub(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Hub::~Hub() { impl_->shutdown(); }
 Status Hub::attach(mg_context* ctx) { return impl_->attach(ctx); }
 void Hub::shutdown() { impl_->shutdown(); }
-std::string Hub::new_login_code() { return impl_->auth().new_login_code(static_cast<int64_t>(now_seconds())); }
+std::string Hub::new_login_code() {
+  return impl_->auth().new_login_code(static_cast<int64_t>(impl_->now_seconds()));
+}
 const std::string& Hub::prefix() const { return impl_->options().prefix; }
 bool Hub::admin_key_generated() const { return impl_->key_generated(); }
 HubStats Hub::stats() const { return impl_->stats(); }

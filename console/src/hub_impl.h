@@ -8,7 +8,7 @@
 // come back; the store and the JSON-lines log have their writer threads.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "admin_auth.h"
+#include "clio/base/clock.h"
 #include "clio/base/mutex.h"
 #include "clio/channel/channel.h"
 #include "clio/console/hub.h"
@@ -86,6 +87,8 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   bool origin_ok(std::string_view origin) const;
 
   const HubOptions& options() const { return opts_; }
+  // Unix time by HubOptions::clock: every expiry decision of the console reads it.
+  double now_seconds() const { return clock_or_real(opts_.clock).wall_seconds_f(); }
   AdminAuth& auth() { return *auth_; }
   FailureThrottle& throttle() { return *throttle_; }
   // The server's public origins: HubOptions::public_origin, or those of the
@@ -115,6 +118,7 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   std::unique_ptr<RecentRecords> recent_;
   std::unique_ptr<JsonlWriter> jsonl_;
   DeliveryCounters delivery_;
+  std::atomic<uint64_t> presence_events_{0};
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<HttpApi> http_;
   bool key_generated_ = false;
@@ -130,7 +134,5 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   std::thread keeper_;
   std::once_flag shutdown_once_;
 };
-
-double now_seconds();
 
 }  // namespace clio::console

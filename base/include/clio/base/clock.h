@@ -33,7 +33,7 @@ class Clock {
   double wall_seconds_f() const { return std::chrono::duration<double>(wall().time_since_epoch()).count(); }
 };
 
-// The process's clocks. Safe for concurrent use by multiple threads.
+// Safe for concurrent use by multiple threads. The process's clocks.
 class RealClock final : public Clock {
  public:
   std::chrono::steady_clock::time_point steady() const override { return std::chrono::steady_clock::now(); }

@@ -21,8 +21,8 @@
 
 namespace clio {
 
-// A non-recursive mutex. Safe for concurrent use by multiple threads.
-// Not copyable or movable.
+// Safe for concurrent use by multiple threads. A non-recursive mutex; not
+// copyable or movable.
 class CLIO_CAPABILITY("mutex") Mutex {
  public:
   Mutex() = default;
@@ -41,7 +41,7 @@ class CLIO_CAPABILITY("mutex") Mutex {
   std::mutex mu_;
 };
 
-// Holds a Mutex for its lifetime. Owned by the thread that creates it.
+// Owned by the thread that creates it: holds a Mutex for its lifetime.
 class CLIO_SCOPED_CAPABILITY MutexLock {
  public:
   explicit MutexLock(Mutex* mu) CLIO_ACQUIRE(mu) : mu_(mu) { mu_->Lock(); }
@@ -53,8 +53,8 @@ class CLIO_SCOPED_CAPABILITY MutexLock {
   Mutex* const mu_;
 };
 
-// A condition variable used with a Mutex. Safe for concurrent use by multiple
-// threads; every waiter passes the same Mutex, held.
+// Safe for concurrent use by multiple threads. A condition variable used with
+// a Mutex: every waiter passes the same Mutex, held.
 class CondVar {
  public:
   CondVar() = default;

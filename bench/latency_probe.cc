@@ -62,7 +62,7 @@ LatencyProbe::LatencyProbe(int console_port, const std::string& key, int console
           received_++;
         }
       }
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       latencies_ms_.insert(latencies_ms_.end(), mine.begin(), mine.end());
     });
   }
@@ -104,7 +104,7 @@ std::vector<double> LatencyProbe::finish(uint64_t expected, std::chrono::millise
   for (auto& t : readers_) t.join();
   readers_.clear();
   ws_.clear();
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return latencies_ms_;
 }
 

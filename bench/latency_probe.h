@@ -13,13 +13,13 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "clio/base/mutex.h"
 #include "support/http_client.h"
 #include "support/ws_client.h"
 
@@ -58,8 +58,8 @@ class LatencyProbe {
   const int consoles_, subs_;
   std::vector<std::unique_ptr<test::WsClient>> ws_;
   std::vector<std::thread> readers_;
-  std::mutex mu_;
-  std::vector<double> latencies_ms_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<double> latencies_ms_ CLIO_GUARDED_BY(mu_);
   std::atomic<bool> done_{false};
   std::atomic<uint64_t> received_{0};
 };

@@ -9,16 +9,6 @@ namespace clio::channel {
 
 namespace proto = protocol;
 
-int64_t unix_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-int64_t unix_millis() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 bool valid_client_id(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   for (char c : id) {
@@ -40,6 +30,7 @@ thread_local ChannelService::Impl::Pending ChannelService::Impl::pending_;
 
 ChannelService::Impl::Impl(ChannelOptions o)
     : opt_(std::move(o)),
+      clock_(clock_or_real(opt_.clock)),
       signer_(opt_.secret.empty() ? random_hex(32) : opt_.secret),
       epoch_(random_hex(8)),
       tick_(std::clamp(opt_.heartbeat_interval / 4, milliseconds(10), milliseconds(250))) {
@@ -56,13 +47,13 @@ Result<Token> ChannelService::Impl::create_channel(const std::string& id, std::c
   duration = std::clamp(duration, std::chrono::seconds(1), std::chrono::seconds(24 * 3600));
   const int64_t now_ms = unix_millis();
   const int64_t expires = now_ms / 1000 + duration.count();
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   auto it = clients_.find(id);
   if (it == clients_.end() && clients_.size() >= opt_.max_clients) {
     return Status::ResourceExhausted("too many client ids (max_clients)");
   }
   ClientState& c = it == clients_.end() ? new_client_locked(id) : it->second;
-  c.last_active = Clock::now();
+  c.last_active = steady_now();
   // A token issued in the same millisecond as a revocation must still work.
   auto r = revoked_.find(id);
   const int64_t issued = (r != revoked_.end() && r->second >= now_ms) ? r->second + 1 : now_ms;
@@ -77,7 +68,7 @@ ClientState& ChannelService::Impl::new_client_locked(const std::string& id) {
 
 SendResult ChannelService::Impl::send_message(const std::string& id, std::string message) {
   if (message.size() > opt_.max_message_bytes) {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     ++stats_.rejected;
     return SendResult::kTooLarge;
   }
@@ -85,8 +76,8 @@ SendResult ChannelService::Impl::send_message(const std::string& id, std::string
   std::string tail = R"(,"data":)";
   proto::append_json_string(tail, message);
   tail.push_back('}');
-  const auto now = Clock::now();
-  std::lock_guard<std::mutex> lk(mu_);
+  const auto now = steady_now();
+  MutexLock lk(&mu_);
   if (stopping_) {
     ++stats_.rejected;
     return SendResult::kDropped;
@@ -110,7 +101,7 @@ SendResult ChannelService::Impl::send_message(const std::string& id, std::string
   Session* live = c.live();
   if (live) {
     add_backlog_locked(*live, n);
-    live->cv.notify_one();
+    live->cv.Signal();
   }
   prune_ring_locked(c, now);
   return live ? SendResult::kQueued : SendResult::kKept;
@@ -188,7 +179,7 @@ void ChannelService::Impl::enqueue_control_locked(Session& s, std::string text, 
   s.control_bytes += text.size();
   stats_.queued_bytes += text.size();
   s.control.push_back(Control{std::make_shared<const std::string>(std::move(text)), opcode});
-  s.cv.notify_one();
+  s.cv.Signal();
 }
 
 void ChannelService::Impl::close_locked(Session& s, int code, std::string_view reason) {
@@ -226,30 +217,30 @@ void ChannelService::Impl::forget_client_locked(std::unordered_map<std::string, 
 // Queries and control
 
 bool ChannelService::Impl::is_connected(const std::string& id) const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   auto it = clients_.find(id);
   return it != clients_.end() && it->second.session != nullptr;
 }
 
 bool ChannelService::Impl::has_client(const std::string& id) const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   return clients_.count(id) > 0;
 }
 
 size_t ChannelService::Impl::session_count() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   return sessions_.size();
 }
 
 size_t ChannelService::Impl::session_limit() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   return session_limit_;
 }
 
 std::vector<std::string> ChannelService::Impl::connected_clients() const {
   std::vector<std::string> out;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     for (const auto& [id, c] : clients_) {
       if (c.session) out.push_back(id);
     }
@@ -259,7 +250,7 @@ std::vector<std::string> ChannelService::Impl::connected_clients() const {
 }
 
 ChannelStats ChannelService::Impl::stats() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   ChannelStats s = stats_;
   s.sessions = sessions_.size();
   s.session_limit = session_limit_;
@@ -268,7 +259,7 @@ ChannelStats ChannelService::Impl::stats() const {
 }
 
 Result<ClientStats> ChannelService::Impl::client_stats(const std::string& id) const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   auto it = clients_.find(id);
   if (it == clients_.end()) return Status::NotFound("no channel state for client id '" + id + "'");
   const ClientState& c = it->second;
@@ -281,7 +272,7 @@ Result<ClientStats> ChannelService::Impl::client_stats(const std::string& id) co
 }
 
 void ChannelService::Impl::disconnect(const std::string& id, DisconnectReason reason) {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   auto it = clients_.find(id);
   if (reason == DisconnectReason::kRevoked) revoked_[id] = unix_millis();
   if (it == clients_.end()) return;
@@ -301,13 +292,21 @@ void ChannelService::Impl::disconnect(const std::string& id, DisconnectReason re
 }
 
 bool ChannelService::Impl::wait_sessions_closed(milliseconds timeout) {
-  std::unique_lock<std::mutex> lk(mu_);
-  return sessions_cv_.wait_for(lk, timeout, [&] { return sessions_.empty(); });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lk(&mu_);
+  while (!sessions_.empty() && sessions_cv_.WaitUntil(&mu_, deadline)) {
+  }
+  return sessions_.empty();
+}
+
+void ChannelService::Impl::housekeeping_for_test() {
+  MutexLock lk(&mu_);
+  housekeeping_locked();
 }
 
 void ChannelService::Impl::shutdown() {
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     if (!stopping_) {
       stopping_ = true;
       for (auto& [conn, s] : sessions_) close_locked(*s, proto::kShuttingDown, "server shutting down");
@@ -317,7 +316,7 @@ void ChannelService::Impl::shutdown() {
       }
     }
     event_exit_ = true;
-    event_cv_.notify_all();
+    event_cv_.SignalAll();
   }
   if (event_thread_.joinable()) event_thread_.join();
   // Responsive clients answer the close frame at once; the rest are closed
@@ -326,7 +325,7 @@ void ChannelService::Impl::shutdown() {
   if (!wait_sessions_closed(grace)) {
     std::vector<std::shared_ptr<Session>> left;
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      MutexLock lk(&mu_);
       for (auto& [conn, s] : sessions_) left.push_back(s);
     }
     for (auto& s : left) force_close(*s);
@@ -368,6 +367,7 @@ Result<ClientStats> ChannelService::client_stats(const std::string& id) const { 
 std::string ChannelService::epoch() const { return impl_->epoch(); }
 void ChannelService::disconnect(const std::string& id, DisconnectReason r) { impl_->disconnect(id, r); }
 void ChannelService::shutdown() { impl_->shutdown(); }
+void ChannelService::housekeeping_for_test() { impl_->housekeeping_for_test(); }
 
 const char* to_string(SendResult r) {
   switch (r) {

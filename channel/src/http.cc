@@ -46,7 +46,7 @@ std::string make_client_script(const std::string& path) {
 }
 
 std::string ChannelService::Impl::client_script() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   return script_;
 }
 
@@ -56,7 +56,7 @@ Status ChannelService::Impl::serve_client(mg_context* ctx, const std::string& ur
     return Status::InvalidArgument("serve_client: uri must start with '/' and hold no pattern characters: " + uri);
   }
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     if (!mounted_) return Status::InvalidArgument("serve_client: mount the channel first");
     if (script_.empty()) return Status::Internal("serve_client: channel.js is not embedded or lacks its path marker");
   }
@@ -99,7 +99,7 @@ int ChannelService::Impl::on_probe(mg_connection* c) {
   std::string why;
   int status;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     status = refusal_locked(claims, &why);
   }
   switch (status) {

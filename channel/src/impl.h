@@ -13,26 +13,27 @@
 //   session's write_mu).
 // - One event thread delivers presence callbacks and runs housekeeping
 //   (heartbeats, expiry, slow clients, forgetting idle client ids).
-// - mu_ guards all service state. Session::write_mu is held for the duration
-//   of one socket write and by the close callback to retire the connection;
+// - mu_ guards all service state (see its declaration for who takes it and
+//   for how long). Session::write_mu is held for the duration of one socket
+//   write and by the close callback to retire the connection;
 //   Session::conn_mu guards the pointer for mg_close_connection from other
 //   threads. No thread holds two of these at once, and no user callback runs
-//   under any of them.
+//   under any of them. clang's -Wthread-safety checks the annotations below.
 #pragma once
 
 #include <civetweb.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "clio/base/clock.h"
+#include "clio/base/mutex.h"
 #include "clio/channel/channel.h"
 #include "clio/channel/protocol.h"
 #include "ledger.h"
@@ -44,8 +45,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using Payload = std::shared_ptr<const std::string>;
 
-int64_t unix_seconds();
-int64_t unix_millis();
 bool valid_client_id(const std::string& id);
 
 // Writes a complete HTTP response with a status line (mg_send_http_error
@@ -90,20 +89,20 @@ struct Session {
   Clock::time_point last_send;
   Clock::time_point last_recv;
   int64_t expires_at = 0;      // unix seconds; refresh extends it
-  std::condition_variable cv;  // waited on by the sender thread with mu_
+  CondVar cv;  // waited on by the sender thread with mu_
 
   // Touched only by the session's CivetWeb worker thread (data callback).
   std::string fragments;
   bool in_fragmented = false;
 
   // Guarded by write_mu (held for the whole of one socket write).
-  std::mutex write_mu;
-  bool conn_gone = false;      // the close callback ran: conn must not be used
-  bool close_written = false;
+  Mutex write_mu;
+  bool conn_gone CLIO_GUARDED_BY(write_mu) = false;  // the close callback ran: conn must not be used
+  bool close_written CLIO_GUARDED_BY(write_mu) = false;
 
   // Guarded by conn_mu.
-  std::mutex conn_mu;
-  bool conn_valid = true;
+  Mutex conn_mu;
+  bool conn_valid CLIO_GUARDED_BY(conn_mu) = true;
 
   std::thread sender;  // joined by the close callback
 };
@@ -152,6 +151,7 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   void shutdown();
   // True once every session has closed (after shutdown and mg_stop).
   bool wait_sessions_closed(milliseconds timeout);
+  void housekeeping_for_test() CLIO_EXCLUDES(mu_);
 
   const std::string& epoch() const { return epoch_; }
 
@@ -180,60 +180,93 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   static constexpr size_t kMaxLossRuns = 1024;
 
   // All *_locked functions require mu_.
-  ClientState& new_client_locked(const std::string& id);
-  ClientState* owner_locked(const Session& s);
-  void enqueue_control_locked(Session& s, std::string text, int opcode = MG_WEBSOCKET_OPCODE_TEXT);
-  void close_locked(Session& s, int code, std::string_view reason);
-  void add_backlog_locked(Session& s, size_t n);
-  void release_queued_locked(Session& s);
-  void prune_ring_locked(ClientState& c, Clock::time_point now);
-  void forget_client_locked(std::unordered_map<std::string, ClientState>::iterator it);
-  bool revoked_locked(const TokenClaims& claims) const;
+  ClientState& new_client_locked(const std::string& id) CLIO_REQUIRES(mu_);
+  ClientState* owner_locked(const Session& s) CLIO_REQUIRES(mu_);
+  void enqueue_control_locked(Session& s, std::string text, int opcode = MG_WEBSOCKET_OPCODE_TEXT) CLIO_REQUIRES(mu_);
+  void close_locked(Session& s, int code, std::string_view reason) CLIO_REQUIRES(mu_);
+  void add_backlog_locked(Session& s, size_t n) CLIO_REQUIRES(mu_);
+  void release_queued_locked(Session& s) CLIO_REQUIRES(mu_);
+  void prune_ring_locked(ClientState& c, Clock::time_point now) CLIO_REQUIRES(mu_);
+  void forget_client_locked(std::unordered_map<std::string, ClientState>::iterator it) CLIO_REQUIRES(mu_);
+  bool revoked_locked(const TokenClaims& claims) const CLIO_REQUIRES(mu_);
   // Why a session for `claims` would be refused now (status, reason), or 0.
-  int refusal_locked(const Result<TokenClaims>& claims, std::string* why) const;
-  void start_session_locked(Session& s, ClientState& c, const protocol::Offer& offer);
+  int refusal_locked(const Result<TokenClaims>& claims, std::string* why) const CLIO_REQUIRES(mu_);
+  void start_session_locked(Session& s, ClientState& c, const protocol::Offer& offer) CLIO_REQUIRES(mu_);
   // Accounting: `field` of c.counts and of the totals grows by n.
-  void count_locked(ClientState& c, uint64_t MessageCounts::*field, uint64_t n);
+  void count_locked(ClientState& c, uint64_t MessageCounts::*field, uint64_t n) CLIO_REQUIRES(mu_);
   // n messages never accounted before are now delivered, or lost as `kind`.
-  void settle_locked(ClientState& c, uint64_t MessageCounts::*kind, uint64_t n);
-  void count_lost_after_delivery_locked(ClientState& c, uint64_t n);
+  void settle_locked(ClientState& c, uint64_t MessageCounts::*kind, uint64_t n) CLIO_REQUIRES(mu_);
+  void count_lost_after_delivery_locked(ClientState& c, uint64_t n) CLIO_REQUIRES(mu_);
   // Appends the next batch for `s` to `buf` (control frames, then messages);
   // returns the number of frames, and whether a close frame ended it.
-  size_t take_batch_locked(Session& s, std::string& buf, bool& wrote_close);
+  size_t take_batch_locked(Session& s, std::string& buf, bool& wrote_close) CLIO_REQUIRES(mu_);
+  // Whether the sender of `s` has a frame to write or must stop.
+  bool sender_has_work_locked(const Session& s) CLIO_REQUIRES(mu_);
   std::string gap_json(uint64_t from, uint64_t to, bool known) const;
 
-  void sender_loop(std::shared_ptr<Session> s);
-  void event_loop();
-  void housekeeping();
+  // The time of opt_.clock (the real clock by default), which every expiry
+  // and timeout decision reads. The event thread's wake-ups and the waits
+  // for threads run on the real clock.
+  Clock::time_point steady_now() const { return clock_.steady(); }
+  int64_t unix_seconds() const { return clock_.wall_seconds(); }
+  int64_t unix_millis() const { return clock_.wall_millis(); }
+
+  void sender_loop(std::shared_ptr<Session> s) CLIO_EXCLUDES(mu_);
+  void event_loop() CLIO_EXCLUDES(mu_);
+  void housekeeping_locked() CLIO_REQUIRES(mu_);
   static void force_close(Session& s);
 
   // Constant after construction.
   const ChannelOptions opt_;
+  const clio::Clock& clock_;
   const TokenSigner signer_;
   const std::string epoch_;
   const milliseconds tick_;
 
   static thread_local Pending pending_;
 
-  mutable std::mutex mu_;
+  // The service lock. It guards the members below and every Session and
+  // ClientState field listed as guarded by it (those are not annotated: the
+  // analysis cannot name another object's lock). Who takes it, and for how long:
+  // - CivetWeb workers, once per callback: on_connect for the admission check
+  //   (token verification, one HMAC, and a refusal's short HTTP response are
+  //   written under it); on_ready to register the session and queue its
+  //   welcome and any gap notices; on_data per client frame (ack, refresh,
+  //   ping); on_close to retire the session. Each is a few map operations.
+  // - Application threads in send_message: append one pre-built frame to the
+  //   ring (the payload is escaped before the lock) and prune the ring;
+  //   stats(), connected_clients() and the other queries copy counters
+  //   (connected_clients() is O(clients)).
+  // - Each session's sender thread: take_batch_locked copies up to
+  //   kBatchBytes (256 KiB) of frames into its buffer, then the lock is
+  //   dropped for the socket write and taken again to account for it.
+  // - The event thread: waits on event_cv_ with it, drops it around every
+  //   presence callback, and holds it for housekeeping_locked once per tick
+  //   (heartbeat_interval / 4, 10 to 250 ms), which walks every session,
+  //   client ring and admission: O(sessions + clients).
+  // Kept as one lock on purpose: a message's seq, ring entry, ledger entry,
+  // counts and the live session's backlog change together, and the sender
+  // reads all of them to build a batch. Splitting it would need a lock order
+  // between client and session state; the costs above are what it buys.
+  mutable Mutex mu_;
   // Guarded by mu_.
-  bool mounted_ = false;
-  bool stopping_ = false;
-  bool event_exit_ = false;
-  size_t session_limit_ = 0;
-  std::string script_;  // client_script(), set by mount
-  std::unordered_map<std::string, ClientState> clients_;
-  std::unordered_map<const mg_connection*, std::shared_ptr<Session>> sessions_;
+  bool mounted_ CLIO_GUARDED_BY(mu_) = false;
+  bool stopping_ CLIO_GUARDED_BY(mu_) = false;
+  bool event_exit_ CLIO_GUARDED_BY(mu_) = false;
+  size_t session_limit_ CLIO_GUARDED_BY(mu_) = 0;
+  std::string script_ CLIO_GUARDED_BY(mu_);  // client_script(), set by mount
+  std::unordered_map<std::string, ClientState> clients_ CLIO_GUARDED_BY(mu_);
+  std::unordered_map<const mg_connection*, std::shared_ptr<Session>> sessions_ CLIO_GUARDED_BY(mu_);
   // Upgrades accepted by on_connect whose on_ready has not run yet (they hold
   // a worker thread too); stale entries (a failed handshake) expire.
-  std::unordered_map<const mg_connection*, Clock::time_point> admitting_;
-  std::map<std::string, int64_t> revoked_;  // client id -> revoked at (unix ms)
-  uint64_t next_state_base_ = 1;
-  uint64_t admissions_ = 0;
-  std::deque<Event> events_;
-  std::condition_variable event_cv_;
-  std::condition_variable sessions_cv_;  // signalled when a session closes
-  ChannelStats stats_;
+  std::unordered_map<const mg_connection*, Clock::time_point> admitting_ CLIO_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> revoked_ CLIO_GUARDED_BY(mu_);  // client id -> revoked at (unix ms)
+  uint64_t next_state_base_ CLIO_GUARDED_BY(mu_) = 1;
+  uint64_t admissions_ CLIO_GUARDED_BY(mu_) = 0;
+  std::deque<Event> events_ CLIO_GUARDED_BY(mu_);
+  CondVar event_cv_;
+  CondVar sessions_cv_;  // signalled when a session closes
+  ChannelStats stats_ CLIO_GUARDED_BY(mu_);
 
   std::thread event_thread_;  // started in the constructor, joined by shutdown
 };

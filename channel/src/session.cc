@@ -34,7 +34,7 @@ Status ChannelService::Impl::mount(mg_context* ctx, const std::string& path) {
                                    " reserved for HTTP (ChannelOptions::reserved_http_threads); raise num_threads");
   }
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     if (stopping_) return Status::Unavailable("mount: the channel service is shut down");
     if (mounted_) return Status::AlreadyExists("mount: the channel service is already mounted");
     mounted_ = true;
@@ -78,7 +78,7 @@ int ChannelService::Impl::refusal_locked(const Result<TokenClaims>& claims, std:
 int ChannelService::Impl::on_connect(const mg_connection* c) {
   const char* h = mg_get_header(c, "Sec-WebSocket-Protocol");
   auto offer = proto::parse_offer(h ? h : "");
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   if (!stopping_ && (!offer.ok() || !offer->has_protocol)) {
     respond(c, 400, "Bad Request", "text/plain; charset=utf-8",
             (offer.ok() ? "offer the subprotocol clio.v1" : offer.status().message()) + "\n");
@@ -98,7 +98,7 @@ int ChannelService::Impl::on_connect(const mg_connection* c) {
       respond(c, 503, "Service Unavailable", "text/plain; charset=utf-8", why + "\n");
       return 1;
   }
-  admitting_[c] = Clock::now();
+  admitting_[c] = steady_now();
   ++stats_.upgrades;
   // connect and ready run back to back on this worker thread.
   pending_ = Pending{c, ++admissions_, std::move(*claims), std::move(*offer)};
@@ -163,9 +163,9 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
   s->conn = conn;
   s->admitted = p.admitted;
   s->expires_at = p.claims.expires_at;
-  s->last_recv = s->last_send = Clock::now();
+  s->last_recv = s->last_send = steady_now();
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     admitting_.erase(conn);
     sessions_[conn] = s;
     if (stopping_) {
@@ -173,7 +173,7 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
     } else {
       auto it = clients_.find(s->client_id);
       ClientState& c = it == clients_.end() ? new_client_locked(s->client_id) : it->second;
-      c.last_active = Clock::now();
+      c.last_active = steady_now();
       if (c.session && c.session->admitted > s->admitted) {
         // A later upgrade for this id got here first (worker threads race
         // between handshake and ready): this older one is superseded.
@@ -185,9 +185,9 @@ void ChannelService::Impl::on_ready(mg_connection* conn) {
           ++stats_.superseded;
         } else {
           events_.push_back(Event{true, s->client_id});
-          event_cv_.notify_one();
+          event_cv_.Signal();
         }
-        prune_ring_locked(c, Clock::now());  // to the replay bounds: no live session now
+        prune_ring_locked(c, steady_now());  // to the replay bounds: no live session now
         c.session = s;
         start_session_locked(*s, c, p.offer);
       }
@@ -201,32 +201,32 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
   const bool fin = (bits & 0x80) != 0;
   std::shared_ptr<Session> s;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     auto it = sessions_.find(conn);
     if (it == sessions_.end()) return 0;
     s = it->second;
-    s->last_recv = Clock::now();
+    s->last_recv = steady_now();
   }
   switch (opcode) {
     case MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE: {
       // CivetWeb does not answer a client's Close (docs/ARCHITECTURE.md, CivetWeb facts): echo it,
       // unless this side already sent one.
       {
-        std::lock_guard<std::mutex> wl(s->write_mu);
+        MutexLock wl(&s->write_mu);
         if (!s->conn_gone && !s->close_written) {
           s->close_written = true;
           mg_websocket_write(conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, data, std::min<size_t>(len, 125));
         }
       }
-      std::lock_guard<std::mutex> lk(mu_);
+      MutexLock lk(&mu_);
       s->closing = true;
       s->writer_exit = true;
       release_queued_locked(*s);
-      s->cv.notify_one();
+      s->cv.Signal();
       return 0;
     }
     case MG_WEBSOCKET_OPCODE_PING: {
-      std::lock_guard<std::mutex> lk(mu_);
+      MutexLock lk(&mu_);
       // Answered through the sender so it stays the only writer.
       if (!s->closing) {
         enqueue_control_locked(*s, std::string(data, std::min<size_t>(len, 125)), MG_WEBSOCKET_OPCODE_PONG);
@@ -239,7 +239,7 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
     case MG_WEBSOCKET_OPCODE_CONTINUATION:
       break;
     default: {  // binary frames are not part of the protocol
-      std::lock_guard<std::mutex> lk(mu_);
+      MutexLock lk(&mu_);
       close_locked(*s, proto::kProtocolError, "binary frames are not accepted");
       return 1;
     }
@@ -249,7 +249,7 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
     s->in_fragmented = !fin;
   } else {
     if (!s->in_fragmented) {
-      std::lock_guard<std::mutex> lk(mu_);
+      MutexLock lk(&mu_);
       close_locked(*s, proto::kProtocolError, "continuation without a start");
       return 1;
     }
@@ -259,14 +259,14 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
   if (s->fragments.size() > opt_.max_client_frame_bytes) {
     s->fragments.clear();
     s->in_fragmented = false;
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     close_locked(*s, proto::kMessageTooBig, "client frame too large");
     return 1;
   }
   if (!fin) return 1;
   auto frame = proto::parse_client_frame(s->fragments, opt_.max_client_frame_bytes);
   s->fragments.clear();
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock lk(&mu_);
   if (!frame.ok()) {
     close_locked(*s, proto::kProtocolError, frame.status().message());
     return 1;
@@ -293,7 +293,7 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
 void ChannelService::Impl::on_close(const mg_connection* conn) {
   std::shared_ptr<Session> s;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     auto it = sessions_.find(conn);
     if (it == sessions_.end()) return;
     s = it->second;
@@ -301,25 +301,25 @@ void ChannelService::Impl::on_close(const mg_connection* conn) {
     s->closing = true;
     s->writer_exit = true;
     release_queued_locked(*s);
-    s->cv.notify_one();
+    s->cv.Signal();
     auto c = clients_.find(s->client_id);
     if (c != clients_.end() && c->second.session == s) {
       c->second.session.reset();
-      c->second.last_active = Clock::now();
+      c->second.last_active = steady_now();
       if (!stopping_) {
         events_.push_back(Event{false, s->client_id});
-        event_cv_.notify_one();
+        event_cv_.Signal();
       }
     }
-    sessions_cv_.notify_all();
+    sessions_cv_.SignalAll();
   }
   {
-    std::lock_guard<std::mutex> cl(s->conn_mu);
+    MutexLock cl(&s->conn_mu);
     s->conn_valid = false;
   }
   {
     // Waits for a write in progress; afterwards nobody touches conn.
-    std::lock_guard<std::mutex> wl(s->write_mu);
+    MutexLock wl(&s->write_mu);
     s->conn_gone = true;
   }
   if (s->sender.joinable()) s->sender.join();
@@ -329,7 +329,7 @@ void ChannelService::Impl::on_close(const mg_connection* conn) {
 // Threads
 
 void ChannelService::Impl::force_close(Session& s) {
-  std::lock_guard<std::mutex> cl(s.conn_mu);
+  MutexLock cl(&s.conn_mu);
   // For a server websocket this only sets a flag; the read loop exits at its
   // next read timeout (docs/ARCHITECTURE.md, CivetWeb facts).
   if (s.conn_valid) mg_close_connection(s.conn);
@@ -381,6 +381,12 @@ size_t ChannelService::Impl::take_batch_locked(Session& s, std::string& buf, boo
   return frames;
 }
 
+bool ChannelService::Impl::sender_has_work_locked(const Session& s) {
+  if (s.writer_exit || !s.control.empty()) return true;
+  const ClientState* c = s.closing ? nullptr : owner_locked(s);
+  return c != nullptr && s.cursor < c->next_seq;
+}
+
 void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
   std::string buf;
   for (;;) {
@@ -388,22 +394,18 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
     size_t frames = 0;
     buf.clear();
     {
-      std::unique_lock<std::mutex> lk(mu_);
-      s->cv.wait(lk, [&] {
-        if (s->writer_exit || !s->control.empty()) return true;
-        const ClientState* c = s->closing ? nullptr : owner_locked(*s);
-        return c != nullptr && s->cursor < c->next_seq;
-      });
+      MutexLock lk(&mu_);
+      while (!sender_has_work_locked(*s)) s->cv.Wait(&mu_);
       if (s->writer_exit) return;
       frames = take_batch_locked(*s, buf, wrote_close);
       if (buf.empty()) continue;
       s->writing = true;
-      s->write_started = Clock::now();
+      s->write_started = steady_now();
     }
     bool ok = false;
     bool gone = false;
     {
-      std::lock_guard<std::mutex> wl(s->write_mu);
+      MutexLock wl(&s->write_mu);
       if (s->conn_gone || s->close_written) {
         gone = true;
       } else {
@@ -416,9 +418,9 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
         if (!ok || wrote_close) mg_close_connection(s->conn);
       }
     }
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock lk(&mu_);
     s->writing = false;
-    s->last_send = Clock::now();
+    s->last_send = steady_now();
     if (gone) return;
     if (ok) {
       stats_.frames_sent += frames;
@@ -434,8 +436,8 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
   }
 }
 
-void ChannelService::Impl::housekeeping() {
-  const auto now = Clock::now();
+void ChannelService::Impl::housekeeping_locked() {
+  const auto now = steady_now();
   const int64_t now_unix = unix_seconds();
   for (auto& [conn, s] : sessions_) {
     if (s->writing && !s->stalled && now - s->write_started > opt_.write_stall_timeout) {
@@ -481,24 +483,25 @@ void ChannelService::Impl::housekeeping() {
 }
 
 void ChannelService::Impl::event_loop() {
-  auto next_housekeeping = Clock::now();
-  std::unique_lock<std::mutex> lk(mu_);
+  auto next_housekeeping = std::chrono::steady_clock::now();
+  MutexLock lk(&mu_);
   for (;;) {
-    event_cv_.wait_until(lk, next_housekeeping, [&] { return event_exit_ || !events_.empty(); });
+    while (!event_exit_ && events_.empty() && event_cv_.WaitUntil(&mu_, next_housekeeping)) {
+    }
     if (event_exit_) return;
     while (!events_.empty()) {
       Event e = std::move(events_.front());
       events_.pop_front();
       const auto& cb = e.connect ? opt_.on_connect : opt_.on_disconnect;
       if (!cb) continue;
-      lk.unlock();
+      mu_.Unlock();
       cb(e.client_id);  // never under a channel lock
-      lk.lock();
+      mu_.Lock();
       if (event_exit_) return;
     }
-    if (Clock::now() >= next_housekeeping) {
-      housekeeping();
-      next_housekeeping = Clock::now() + tick_;
+    if (std::chrono::steady_clock::now() >= next_housekeeping) {
+      housekeeping_locked();
+      next_housekeeping = std::chrono::steady_clock::now() + tick_;
     }
   }
 }

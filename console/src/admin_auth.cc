@@ -89,14 +89,14 @@ bool AdminAuth::key_ok(std::string_view presented) const {
 std::string AdminAuth::mac(std::string_view data) const {
   std::string key;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     key = session_key_;
   }
   return base64url(hmac_sha256(key, data));
 }
 
 void AdminAuth::set_session_key(std::string key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   session_key_ = std::move(key);
   revoked_.clear();  // nothing signed with the old key passes any more
 }
@@ -127,14 +127,14 @@ std::string AdminAuth::check_session(std::string_view cookie, int64_t now) const
   auto id = session_id(cookie, now);
   if (!id) return "";
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (revoked_.count(id->nonce)) return "";
   }
   return mac("csrf:" + id->nonce);
 }
 
 void AdminAuth::revoke(const SessionId& id, int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (auto it = revoked_.begin(); it != revoked_.end();) {
     it = it->second < now ? revoked_.erase(it) : std::next(it);
   }
@@ -143,7 +143,7 @@ void AdminAuth::revoke(const SessionId& id, int64_t now) {
 
 std::string AdminAuth::new_login_code(int64_t now) {
   std::string code = random_token(18);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (auto it = login_codes_.begin(); it != login_codes_.end();) {
     it = it->second < now ? login_codes_.erase(it) : std::next(it);
   }
@@ -152,7 +152,7 @@ std::string AdminAuth::new_login_code(int64_t now) {
 }
 
 bool AdminAuth::redeem_login_code(std::string_view code, int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = login_codes_.find(std::string(code));
   if (it == login_codes_.end()) return false;
   const bool live = it->second >= now;

@@ -16,11 +16,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "clio/base/mutex.h"
 
 namespace clio::console {
 
@@ -76,11 +77,11 @@ class AdminAuth {
   const std::string admin_key_;
   const std::chrono::seconds session_ttl_, login_code_ttl_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Guarded by mu_.
-  std::string session_key_;
-  std::unordered_map<std::string, int64_t> login_codes_;  // code -> expiry
-  std::unordered_map<std::string, int64_t> revoked_;      // revoked cookie nonce -> its expiry
+  std::string session_key_ CLIO_GUARDED_BY(mu_);
+  std::unordered_map<std::string, int64_t> login_codes_ CLIO_GUARDED_BY(mu_);  // code -> expiry
+  std::unordered_map<std::string, int64_t> revoked_ CLIO_GUARDED_BY(mu_);  // revoked cookie nonce -> its expiry
 };
 
 // Random bytes from OpenSSL, base64url-encoded without padding.

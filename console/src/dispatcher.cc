@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "clio/base/mutex.h"
 #include "clio/middleware/http_schema.h"
 #include "clio/middleware/record_binary.h"
 
@@ -37,10 +38,10 @@ struct Dispatcher::Command {
   uint64_t after_id = 0;
   uint64_t id = 0;  // unsubscribe
 
-  std::mutex mu;
-  std::condition_variable cv;
-  State state = kPending;  // guarded by mu
-  Status result;           // guarded by mu; set with kDone
+  Mutex mu;
+  CondVar cv;
+  State state CLIO_GUARDED_BY(mu) = kPending;
+  Status result CLIO_GUARDED_BY(mu);  // set with kDone
 };
 
 Dispatcher::Dispatcher(Deps deps, Options options)
@@ -60,7 +61,7 @@ Status Dispatcher::start(const log::LogResume& resume) {
   if (Status s = deps_.reader.start(resume); !s.ok()) return s;
   last_id_ = resume.last_id;
   {
-    std::lock_guard<std::mutex> lock(cmd_mu_);
+    MutexLock lock(&cmd_mu_);
     accepting_ = true;
   }
   thread_ = std::thread([this] {
@@ -77,37 +78,40 @@ void Dispatcher::stop() {
   // Commands that will never run: release their waiters.
   std::deque<std::shared_ptr<Command>> left;
   {
-    std::lock_guard<std::mutex> lock(cmd_mu_);
+    MutexLock lock(&cmd_mu_);
     accepting_ = false;
     left.swap(commands_);
   }
   for (auto& c : left) {
-    std::lock_guard<std::mutex> lock(c->mu);
+    MutexLock lock(&c->mu);
     c->state = Command::kDone;
     c->result = Status::Unavailable("the console is shutting down");
-    c->cv.notify_all();
+    c->cv.SignalAll();
   }
 }
 
 bool Dispatcher::post(const std::shared_ptr<Command>& c) {
   {
-    std::lock_guard<std::mutex> lock(cmd_mu_);
+    MutexLock lock(&cmd_mu_);
     if (!accepting_) return false;
     commands_.push_back(c);
   }
-  std::unique_lock<std::mutex> lock(c->mu);
-  if (c->cv.wait_for(lock, options_.command_timeout, [&] { return c->state == Command::kDone; })) return true;
+  const auto deadline = std::chrono::steady_clock::now() + options_.command_timeout;
+  MutexLock lock(&c->mu);
+  while (c->state != Command::kDone && c->cv.WaitUntil(&c->mu, deadline)) {
+  }
+  if (c->state == Command::kDone) return true;
   if (c->state == Command::kPending) {
     c->state = Command::kCancelled;
     return false;
   }
-  c->cv.wait(lock, [&] { return c->state == Command::kDone; });  // running: it finishes promptly
+  while (c->state != Command::kDone) c->cv.Wait(&c->mu);  // running: it finishes promptly
   return true;
 }
 
 Status Dispatcher::submit(const std::shared_ptr<Command>& c) {
   if (!post(c)) return Status::Unavailable("the console is shutting down or too busy; try again");
-  std::lock_guard<std::mutex> lock(c->mu);
+  MutexLock lock(&c->mu);
   return c->result;
 }
 
@@ -136,7 +140,7 @@ void Dispatcher::pause_for_test(bool paused) {
 std::vector<InstanceStats> Dispatcher::instances() const {
   std::vector<InstanceStats> out;
   {
-    std::lock_guard<std::mutex> lock(inst_mu_);
+    MutexLock lock(&inst_mu_);
     for (const auto& [name, s] : instances_) out.push_back(s);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.instance < b.instance; });
@@ -185,8 +189,9 @@ void Dispatcher::note_sources(const std::vector<log::SourceReport>& sources,
   const double now = unix_now();
   std::vector<json> notices;
   {
-    std::lock_guard<std::mutex> lock(inst_mu_);
+    MutexLock lock(&inst_mu_);
     auto entry = [&](const std::string& name) -> InstanceStats& {
+      inst_mu_.AssertHeld();  // called below, under the lock
       auto it = instances_.find(name);
       if (it != instances_.end()) return it->second;
       if (instances_.size() >= options_.max_instances) {
@@ -309,12 +314,12 @@ void Dispatcher::announce(const json& notice) {
 void Dispatcher::run_commands() {
   std::deque<std::shared_ptr<Command>> todo;
   {
-    std::lock_guard<std::mutex> lock(cmd_mu_);
+    MutexLock lock(&cmd_mu_);
     todo.swap(commands_);
   }
   for (auto& c : todo) {
     {
-      std::lock_guard<std::mutex> lock(c->mu);
+      MutexLock lock(&c->mu);
       if (c->state == Command::kCancelled) continue;
       c->state = Command::kRunning;
     }
@@ -324,10 +329,10 @@ void Dispatcher::run_commands() {
     } else if (subs_.erase(c->id) == 0 || !matcher_.unsubscribe(c->id)) {
       result = Status::NotFound("no subscription " + std::to_string(c->id));
     }
-    std::lock_guard<std::mutex> lock(c->mu);
+    MutexLock lock(&c->mu);
     c->result = std::move(result);
     c->state = Command::kDone;
-    c->cv.notify_all();
+    c->cv.SignalAll();
   }
 }
 

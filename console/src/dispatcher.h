@@ -17,15 +17,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "clio/base/mutex.h"
 #include "clio/channel/channel.h"
 #include "clio/console/hub.h"
 #include "clio/console/store.h"
@@ -117,13 +116,13 @@ class Dispatcher {
   std::unordered_map<std::string, uint64_t> dropped_seen_;  // instance -> dropped already announced
 
   // Commands. Guarded by cmd_mu_.
-  std::mutex cmd_mu_;
-  std::deque<std::shared_ptr<Command>> commands_;
-  bool accepting_ = false;
+  Mutex cmd_mu_;
+  std::deque<std::shared_ptr<Command>> commands_ CLIO_GUARDED_BY(cmd_mu_);
+  bool accepting_ CLIO_GUARDED_BY(cmd_mu_) = false;
 
   // Per-instance counters. Guarded by inst_mu_.
-  mutable std::mutex inst_mu_;
-  std::unordered_map<std::string, InstanceStats> instances_;
+  mutable Mutex inst_mu_;
+  std::unordered_map<std::string, InstanceStats> instances_ CLIO_GUARDED_BY(inst_mu_);
 
   std::thread thread_;
   std::atomic<bool> stopping_{false};

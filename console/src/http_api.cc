@@ -184,7 +184,7 @@ int HttpApi::authorize(mg_connection* conn) {
   AdminAuth& auth = hub_.auth();
   const std::string route = route_of(conn, prefix);
   if (public_route(route) && !is_upgrade(conn)) return 1;
-  const auto now = static_cast<int64_t>(now_seconds());
+  const auto now = static_cast<int64_t>(hub_.now_seconds());
   const std::string key = bearer(conn);
   if (!key.empty()) {
     const std::string address = client_address(conn, hub_.options().trust_x_forwarded_for);
@@ -231,7 +231,7 @@ int HttpApi::route(mg_connection* conn) {
   if (path_has_nul(conn)) return send_error(conn, 400, "bad_path", "the path holds an encoded NUL (%00)");
   const std::string r = route_of(conn, opts.prefix);
   const mg_request_info* ri = mg_get_request_info(conn);
-  const auto now = static_cast<int64_t>(now_seconds());
+  const auto now = static_cast<int64_t>(hub_.now_seconds());
   const bool get = is_method(conn, "GET") || is_method(conn, "HEAD");
   const bool post = is_method(conn, "POST");
 

@@ -170,9 +170,10 @@ bool path_has_nul(const mg_connection* conn) {
 
 std::string client_address(const mg_connection* conn, bool trust_forwarded) {
   if (trust_forwarded) {
-    std::string_view xff = header(conn, "X-Forwarded-For");
+    const std::string xff = header(conn, "X-Forwarded-For");
     const size_t comma = xff.rfind(',');
-    std::string_view hop = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+    std::string_view hop = xff;
+    if (comma != std::string::npos) hop.remove_prefix(comma + 1);
     while (!hop.empty() && hop.front() == ' ') hop.remove_prefix(1);
     while (!hop.empty() && hop.back() == ' ') hop.remove_suffix(1);
     if (!hop.empty()) return std::string(hop.substr(0, 64));

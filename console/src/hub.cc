@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "clio/middleware/http_schema.h"
+#include "clio/base/mutex.h"
 #include "http_api.h"
 #include "http_util.h"
 #include "hub_impl.h"
@@ -37,10 +38,6 @@ bool valid_origin(std::string_view o) {
 }
 
 }  // namespace
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 uint64_t HubStats::published() const {
   uint64_t n = 0;
@@ -121,8 +118,15 @@ Status Hub::Impl::open() {
   channel::ChannelOptions cho = opts_.channel;
   cho.secret = *channel_key;
   cho.max_message_bytes = std::max<size_t>(cho.max_message_bytes, 1 << 20);
-  cho.on_connect = [this](const std::string& id) { registry_->client_connected(id); };
-  cho.on_disconnect = [this](const std::string& id) { registry_->client_disconnected(id, now_seconds()); };
+  if (cho.clock == nullptr) cho.clock = opts_.clock;
+  cho.on_connect = [this](const std::string& id) {
+    registry_->client_connected(id);
+    presence_events_.fetch_add(1, std::memory_order_release);
+  };
+  cho.on_disconnect = [this](const std::string& id) {
+    registry_->client_disconnected(id, now_seconds());
+    presence_events_.fetch_add(1, std::memory_order_release);
+  };
   channel_ = std::make_unique<channel::ChannelService>(std::move(cho));
 
   registry_ = std::make_unique<SubscriptionRegistry>(
@@ -194,10 +198,10 @@ Status Hub::Impl::attach(mg_context* c) {
 void Hub::Impl::shutdown() {
   std::call_once(shutdown_once_, [this] {
     {
-      std::lock_guard<std::mutex> lock(keeper_mu_);
+      MutexLock lock(&keeper_mu_);
       stopping_ = true;
     }
-    keeper_cv_.notify_all();
+    keeper_cv_.SignalAll();
     if (keeper_.joinable()) keeper_.join();
     if (dispatcher_) dispatcher_->stop();
     if (reader_) reader_->close();
@@ -208,11 +212,15 @@ void Hub::Impl::shutdown() {
 }
 
 void Hub::Impl::run_keeper() {
-  std::unique_lock<std::mutex> lock(keeper_mu_);
-  while (!keeper_cv_.wait_for(lock, 1s, [&] { return stopping_; })) {
-    lock.unlock();
+  MutexLock lock(&keeper_mu_);
+  for (;;) {
+    const auto next = std::chrono::steady_clock::now() + 1s;
+    while (!stopping_ && keeper_cv_.WaitUntil(&keeper_mu_, next)) {
+    }
+    if (stopping_) return;
+    keeper_mu_.Unlock();
     for (uint64_t id : registry_->expired(now_seconds())) remove_subscription(id, "expired");
-    lock.lock();
+    keeper_mu_.Lock();
   }
 }
 
@@ -331,6 +339,7 @@ HubStats Hub::Impl::stats() const {
   s.dispatched = dispatcher_->dispatched();
   s.matched = dispatcher_->matched();
   s.delivered = delivery_.delivered.load(std::memory_order_relaxed);
+  s.presence_events = presence_events_.load(std::memory_order_acquire);
   s.dropped_channel = delivery_.dropped.load(std::memory_order_relaxed);
   const auto ss = store_->stats();
   s.stored = ss.written;
@@ -373,7 +382,9 @@ Hub::Hub(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Hub::~Hub() { impl_->shutdown(); }
 Status Hub::attach(mg_context* ctx) { return impl_->attach(ctx); }
 void Hub::shutdown() { impl_->shutdown(); }
-std::string Hub::new_login_code() { return impl_->auth().new_login_code(static_cast<int64_t>(now_seconds())); }
+std::string Hub::new_login_code() {
+  return impl_->auth().new_login_code(static_cast<int64_t>(impl_->now_seconds()));
+}
 const std::string& Hub::prefix() const { return impl_->options().prefix; }
 bool Hub::admin_key_generated() const { return impl_->key_generated(); }
 HubStats Hub::stats() const { return impl_->stats(); }

@@ -8,7 +8,7 @@
 // come back; the store and the JSON-lines log have their writer threads.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "admin_auth.h"
+#include "clio/base/clock.h"
+#include "clio/base/mutex.h"
 #include "clio/channel/channel.h"
 #include "clio/console/hub.h"
 #include "clio/console/store.h"
@@ -85,6 +87,8 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   bool origin_ok(std::string_view origin) const;
 
   const HubOptions& options() const { return opts_; }
+  // Unix time by HubOptions::clock: every expiry decision of the console reads it.
+  double now_seconds() const { return clock_or_real(opts_.clock).wall_seconds_f(); }
   AdminAuth& auth() { return *auth_; }
   FailureThrottle& throttle() { return *throttle_; }
   // The server's public origins: HubOptions::public_origin, or those of the
@@ -100,7 +104,7 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   // Removes a subscription everywhere and tells its client why.
   Status remove_subscription(uint64_t id, const char* reason);
   Status restore_subscriptions();
-  void run_keeper();
+  void run_keeper() CLIO_EXCLUDES(keeper_mu_);
 
   // Constant after open().
   HubOptions opts_;
@@ -114,6 +118,7 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   std::unique_ptr<RecentRecords> recent_;
   std::unique_ptr<JsonlWriter> jsonl_;
   DeliveryCounters delivery_;
+  std::atomic<uint64_t> presence_events_{0};
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<HttpApi> http_;
   bool key_generated_ = false;
@@ -123,13 +128,11 @@ class [[gnu::visibility("hidden")]] Hub::Impl {
   std::vector<std::string> public_origins_;
 
   // The keeper thread, and shutdown.
-  std::mutex keeper_mu_;
-  std::condition_variable keeper_cv_;
-  bool stopping_ = false;  // guarded by keeper_mu_
+  Mutex keeper_mu_;
+  CondVar keeper_cv_;
+  bool stopping_ CLIO_GUARDED_BY(keeper_mu_) = false;
   std::thread keeper_;
   std::once_flag shutdown_once_;
 };
-
-double now_seconds();
 
 }  // namespace clio::console

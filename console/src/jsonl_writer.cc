@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "clio/base/mutex.h"
 #include "clio/middleware/private_file.h"
 
 namespace clio::console {
@@ -26,10 +27,10 @@ JsonlWriter::JsonlWriter(std::FILE* f, bool owned, std::string path)
 
 JsonlWriter::~JsonlWriter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
   if (owned_) std::fclose(file_);
   else std::fflush(file_);
@@ -37,7 +38,7 @@ JsonlWriter::~JsonlWriter() {
 
 bool JsonlWriter::post(std::shared_ptr<const RecordBatch> batch) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (queue_.size() >= kMaxQueued || stopping_) {
       stats_.dropped += batch->size();
       return false;
@@ -45,30 +46,30 @@ bool JsonlWriter::post(std::shared_ptr<const RecordBatch> batch) {
     queue_.push_back(std::move(batch));
     ++posted_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   return true;
 }
 
 void JsonlWriter::flush() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t target = posted_;
-  cv_.wait(lock, [&] { return done_ >= target; });
+  while (done_ < target) cv_.Wait(&mu_);
 }
 
 JsonlWriter::Stats JsonlWriter::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
 void JsonlWriter::run() {
   std::string lines;
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (;;) {
-    cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
     if (queue_.empty()) return;  // stopping, and everything is written
     std::shared_ptr<const RecordBatch> batch = std::move(queue_.front());
     queue_.pop_front();
-    lock.unlock();
+    mu_.Unlock();
     lines.clear();
     for (const auto& r : *batch) {
       append_json(*r, lines);
@@ -78,7 +79,7 @@ void JsonlWriter::run() {
     const std::string why = ok ? "" : std::strerror(errno);
     const size_t n = batch->size();
     batch.reset();  // the records go back to the log before the lock is taken
-    lock.lock();
+    mu_.Lock();
     if (ok) {
       stats_.written += n;
     } else {
@@ -86,7 +87,7 @@ void JsonlWriter::run() {
       stats_.last_error = "cannot write '" + path_ + "': " + why;
     }
     ++done_;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 }
 

@@ -6,14 +6,13 @@
 //   (*w)->post(batch);                                 // never blocks
 #pragma once
 
-#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "clio/base/mutex.h"
 #include "clio/base/status.h"
 #include "recent_records.h"
 
@@ -47,20 +46,21 @@ class JsonlWriter {
 
  private:
   JsonlWriter(std::FILE* f, bool owned, std::string path);
-  void run();
+  void run() CLIO_EXCLUDES(mu_);
 
   // Constant after construction.
   std::FILE* const file_;
   const bool owned_;
   const std::string path_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable Mutex mu_;
+  CondVar cv_;
   // Guarded by mu_.
-  std::deque<std::shared_ptr<const RecordBatch>> queue_;
-  uint64_t posted_ = 0, done_ = 0;  // batches
-  bool stopping_ = false;
-  Stats stats_;
+  std::deque<std::shared_ptr<const RecordBatch>> queue_ CLIO_GUARDED_BY(mu_);
+  uint64_t posted_ CLIO_GUARDED_BY(mu_) = 0;  // batches
+  uint64_t done_ CLIO_GUARDED_BY(mu_) = 0;
+  bool stopping_ CLIO_GUARDED_BY(mu_) = false;
+  Stats stats_ CLIO_GUARDED_BY(mu_);
 
   std::thread thread_;
 };

@@ -9,7 +9,7 @@ namespace clio::console {
 void RecentRecords::append(const std::shared_ptr<const RecordBatch>& batch) {
   std::vector<std::shared_ptr<const Record>> evicted;  // freed after the lock is released
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& r : *batch) ring_.emplace_back(batch, r.get());
     while (ring_.size() > memory_records_) {
       evicted.push_back(std::move(ring_.front()));
@@ -20,7 +20,7 @@ void RecentRecords::append(const std::shared_ptr<const RecordBatch>& batch) {
 }
 
 std::vector<std::shared_ptr<const Record>> RecentRecords::after(uint64_t after_id, uint64_t& oldest) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   oldest = ring_.empty() ? 0 : ring_.front()->id;
   auto first = std::upper_bound(ring_.begin(), ring_.end(), after_id,
                                 [](uint64_t id, const std::shared_ptr<const Record>& r) { return id < r->id; });
@@ -31,7 +31,7 @@ Status RecentRecords::visit(const std::function<bool(const std::shared_ptr<const
   std::vector<std::shared_ptr<const Record>> recent;
   bool older_in_store;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     recent.assign(ring_.begin(), ring_.end());
     older_in_store = store_has_older_;
   }

@@ -9,9 +9,9 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "clio/base/mutex.h"
 #include "clio/base/status.h"
 #include "clio/console/store.h"
 #include "clio/matcher/query.h"
@@ -56,10 +56,10 @@ class RecentRecords {
   const size_t memory_records_;
   const size_t stored_records_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Guarded by mu_.
-  std::deque<std::shared_ptr<const Record>> ring_;
-  bool store_has_older_;  // the store holds records older than the ring's oldest
+  std::deque<std::shared_ptr<const Record>> ring_ CLIO_GUARDED_BY(mu_);
+  bool store_has_older_ CLIO_GUARDED_BY(mu_);  // the store holds records older than the ring's oldest
 };
 
 }  // namespace clio::console

@@ -21,7 +21,7 @@ Result<std::shared_ptr<Subscription>> SubscriptionRegistry::create(const std::st
     return Status::InvalidArgument("client_id must be 1-64 characters of letters, digits and . _ : @ -");
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (total_ >= limits_.total) {
       return Status::ResourceExhausted("the console holds its maximum of " + std::to_string(limits_.total) +
                                        " subscriptions");
@@ -34,7 +34,7 @@ Result<std::shared_ptr<Subscription>> SubscriptionRegistry::create(const std::st
     total_++;
   }
   auto release = [&] {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     release_locked(client_id);
   };
   auto id = store_.next_subscription_id();
@@ -66,20 +66,20 @@ std::shared_ptr<Subscription> SubscriptionRegistry::restore(const StoredSubscrip
   sub->normalized = normalized;
   sub->created = row.created;
   sub->lease_expires = lease_expires;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   per_client_[row.client_id]++;
   total_++;
   return sub;
 }
 
 void SubscriptionRegistry::activate(const std::shared_ptr<Subscription>& sub) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   active_[sub->id] = sub;
 }
 
 Status SubscriptionRegistry::abandon(const Subscription& sub) {
   Status s = store_.delete_subscription(sub.id);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   release_locked(sub.client_id);
   return s.code() == StatusCode::kNotFound ? Status::Ok() : s;
 }
@@ -87,7 +87,7 @@ Status SubscriptionRegistry::abandon(const Subscription& sub) {
 Result<std::shared_ptr<Subscription>> SubscriptionRegistry::remove(uint64_t id) {
   std::shared_ptr<Subscription> sub;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     auto it = active_.find(id);
     if (it == active_.end()) return Status::NotFound("no subscription " + std::to_string(id));
     sub = std::move(it->second);
@@ -110,7 +110,7 @@ void SubscriptionRegistry::release_locked(const std::string& client_id) {
 }
 
 std::shared_ptr<Subscription> SubscriptionRegistry::find(uint64_t id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = active_.find(id);
   return it == active_.end() ? nullptr : it->second;
 }
@@ -118,7 +118,7 @@ std::shared_ptr<Subscription> SubscriptionRegistry::find(uint64_t id) const {
 std::vector<std::shared_ptr<Subscription>> SubscriptionRegistry::list(const std::string& client_id) const {
   std::vector<std::shared_ptr<Subscription>> v;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& [id, s] : active_) {
       if (client_id.empty() || s->client_id == client_id) v.push_back(s);
     }
@@ -129,7 +129,7 @@ std::vector<std::shared_ptr<Subscription>> SubscriptionRegistry::list(const std:
 
 std::vector<std::string> SubscriptionRegistry::clients() const {
   std::vector<std::string> out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& [id, s] : active_) out.push_back(s->client_id);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -137,13 +137,13 @@ std::vector<std::string> SubscriptionRegistry::clients() const {
 }
 
 size_t SubscriptionRegistry::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return active_.size();
 }
 
 void SubscriptionRegistry::client_connected(const std::string& client_id) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& [id, s] : active_) {
       if (s->client_id == client_id) s->lease_expires = 0;
     }
@@ -154,7 +154,7 @@ void SubscriptionRegistry::client_connected(const std::string& client_id) {
 void SubscriptionRegistry::client_disconnected(const std::string& client_id, double now) {
   const double lease = now + static_cast<double>(limits_.grace_period.count());
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (auto& [id, s] : active_) {
       if (s->client_id == client_id) s->lease_expires = lease;
     }
@@ -164,7 +164,7 @@ void SubscriptionRegistry::client_disconnected(const std::string& client_id, dou
 
 std::vector<uint64_t> SubscriptionRegistry::expired(double now) const {
   std::vector<uint64_t> out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& [id, s] : active_) {
     const double lease = s->lease_expires.load();
     if (lease > 0 && lease <= now) out.push_back(id);

@@ -13,11 +13,11 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "clio/base/mutex.h"
 #include "clio/base/status.h"
 #include "clio/console/store.h"
 
@@ -85,17 +85,17 @@ class SubscriptionRegistry {
   std::vector<uint64_t> expired(double now) const;
 
  private:
-  void release_locked(const std::string& client_id);
+  void release_locked(const std::string& client_id) CLIO_REQUIRES(mu_);
 
   // Constant after construction.
   Store& store_;
   const Limits limits_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Guarded by mu_.
-  std::unordered_map<uint64_t, std::shared_ptr<Subscription>> active_;
-  std::unordered_map<std::string, size_t> per_client_;  // active + reserved
-  size_t total_ = 0;                                     // active + reserved
+  std::unordered_map<uint64_t, std::shared_ptr<Subscription>> active_ CLIO_GUARDED_BY(mu_);
+  std::unordered_map<std::string, size_t> per_client_ CLIO_GUARDED_BY(mu_);  // active + reserved
+  size_t total_ CLIO_GUARDED_BY(mu_) = 0;  // active + reserved
 };
 
 // Whether `id` is a well-formed channel client id: 1-64 characters of

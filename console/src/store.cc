@@ -13,15 +13,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <limits>
-#include <mutex>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 
+#include "clio/base/mutex.h"
 #include "clio/middleware/private_file.h"
 #include "clio/middleware/record_binary.h"
 
@@ -220,7 +219,7 @@ class Conn {
 
   // Guards every use of this connection except by the writer thread of a
   // file database (which owns its connection alone).
-  std::mutex mu;
+  Mutex mu;
 
  private:
   Conn(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -512,26 +511,29 @@ struct [[gnu::visibility("hidden")]] Store::Impl {
   uint64_t stored_records = 0;  // sum of `count` over stored chunks
   uint64_t max_written = 0;     // the highest id ever written
 
-  mutable std::mutex mu;
-  std::condition_variable work_cv;  // wakes the writer
-  std::condition_variable done_cv;  // wakes flush()
+  mutable Mutex mu;
+  CondVar work_cv;  // wakes the writer
+  CondVar done_cv;  // wakes flush()
   // Guarded by mu.
-  std::deque<RecordChunk> queue;
-  std::vector<std::string> spare_buffers;  // cleared body buffers of written chunks
-  size_t queued_records = 0;  // sum of `count` over `queue`
-  size_t queued_bytes = 0;    // sum of body sizes over `queue`
-  std::chrono::steady_clock::time_point first_queued;  // when queue became non-empty
-  uint64_t appended_seq = 0;      // records accepted by append_chunk()
-  uint64_t done_seq = 0;          // records committed or lost, in append order
-  uint64_t flush_target = 0;      // a flush() waits for done_seq to reach this
-  uint64_t last_failure_end = 0;  // done_seq after the latest failed batch
-  uint64_t written = 0, dropped = 0, write_errors = 0, lost = 0;
-  uint64_t writer_cpu_ns = 0;
-  Status last_error;
-  bool stop = false;
+  std::deque<RecordChunk> queue CLIO_GUARDED_BY(mu);
+  std::vector<std::string> spare_buffers CLIO_GUARDED_BY(mu);  // cleared body buffers of written chunks
+  size_t queued_records CLIO_GUARDED_BY(mu) = 0;  // sum of `count` over `queue`
+  size_t queued_bytes CLIO_GUARDED_BY(mu) = 0;  // sum of body sizes over `queue`
+  std::chrono::steady_clock::time_point first_queued CLIO_GUARDED_BY(mu);  // when queue became non-empty
+  uint64_t appended_seq CLIO_GUARDED_BY(mu) = 0;  // records accepted by append_chunk()
+  uint64_t done_seq CLIO_GUARDED_BY(mu) = 0;  // records committed or lost, in append order
+  uint64_t flush_target CLIO_GUARDED_BY(mu) = 0;  // a flush() waits for done_seq to reach this
+  uint64_t last_failure_end CLIO_GUARDED_BY(mu) = 0;  // done_seq after the latest failed batch
+  uint64_t written CLIO_GUARDED_BY(mu) = 0;
+  uint64_t dropped CLIO_GUARDED_BY(mu) = 0;
+  uint64_t write_errors CLIO_GUARDED_BY(mu) = 0;
+  uint64_t lost CLIO_GUARDED_BY(mu) = 0;
+  uint64_t writer_cpu_ns CLIO_GUARDED_BY(mu) = 0;
+  Status last_error CLIO_GUARDED_BY(mu);
+  bool stop CLIO_GUARDED_BY(mu) = false;
 
-  bool Append(RecordChunk&& chunk);
-  void WriterLoop();
+  bool Append(RecordChunk&& chunk) CLIO_EXCLUDES(mu);
+  void WriterLoop() CLIO_EXCLUDES(mu);
   // Writes `batch` in one transaction; on failure nothing is written and the
   // writer's view of the table is restored.
   Status WriteBatch(const std::vector<RecordChunk>& batch);
@@ -548,7 +550,7 @@ struct [[gnu::visibility("hidden")]] Store::Impl {
 
 bool Store::Impl::Append(RecordChunk&& chunk) {
   const bool ok = well_formed(chunk);
-  std::lock_guard<std::mutex> lock(mu);
+  MutexLock lock(&mu);
   if (!ok || chunk.count > options.writer_queue_records - queued_records ||
       chunk.body.size() > options.writer_queue_bytes - queued_bytes) {
     dropped += chunk.count;
@@ -559,19 +561,20 @@ bool Store::Impl::Append(RecordChunk&& chunk) {
   queued_bytes += chunk.body.size();
   appended_seq += chunk.count;
   queue.push_back(std::move(chunk));
-  if (queue.size() == 1 || queued_records >= options.max_batch_records) work_cv.notify_one();
+  if (queue.size() == 1 || queued_records >= options.max_batch_records) work_cv.Signal();
   return true;
 }
 
 void Store::Impl::WriterLoop() {
   std::vector<RecordChunk> batch;
-  std::unique_lock<std::mutex> lock(mu);
+  MutexLock lock(&mu);
   for (;;) {
-    work_cv.wait(lock, [&] { return stop || !queue.empty(); });
+    while (!stop && queue.empty()) work_cv.Wait(&mu);
     if (queue.empty()) return;  // stopping, nothing left
-    work_cv.wait_until(lock, first_queued + options.flush_interval, [&] {
-      return stop || flush_target > done_seq || queued_records >= options.max_batch_records;
-    });
+    const auto due = first_queued + options.flush_interval;
+    while (!stop && flush_target <= done_seq && queued_records < options.max_batch_records &&
+           work_cv.WaitUntil(&mu, due)) {
+    }
     size_t n = 0, bytes = 0;
     while (!queue.empty() && (batch.empty() || n < options.max_batch_records)) {
       n += queue.front().count;
@@ -582,10 +585,10 @@ void Store::Impl::WriterLoop() {
     queued_records -= n;
     queued_bytes -= bytes;
     if (!queue.empty()) first_queued = std::chrono::steady_clock::now();
-    lock.unlock();
+    mu.Unlock();
     Status s = WriteBatch(batch);
     const uint64_t cpu = thread_cpu_ns();
-    lock.lock();
+    mu.Lock();
     for (RecordChunk& c : batch) {
       if (spare_buffers.size() >= kSpareBuffers) break;
       if (c.body.capacity() > kMaxSpareBuffer) continue;
@@ -603,21 +606,24 @@ void Store::Impl::WriterLoop() {
       last_error = std::move(s);
       last_failure_end = done_seq;
     }
-    done_cv.notify_all();
+    done_cv.SignalAll();
   }
 }
 
 Status Store::Impl::WriteBatch(const std::vector<RecordChunk>& batch) {
-  std::unique_lock<std::mutex> shared_lock(writer->mu, std::defer_lock);
-  if (shared_conn) shared_lock.lock();
-  const uint64_t stored_before = stored_records;
-  const uint64_t max_before = max_written;
-  Status s = WriteBatchTxn(*writer, batch);
-  if (!s.ok()) {  // rolled back
-    stored_records = stored_before;
-    max_written = max_before;
-  }
-  return s;
+  auto write = [&] {
+    const uint64_t stored_before = stored_records;
+    const uint64_t max_before = max_written;
+    Status s = WriteBatchTxn(*writer, batch);
+    if (!s.ok()) {  // rolled back
+      stored_records = stored_before;
+      max_written = max_before;
+    }
+    return s;
+  };
+  if (!shared_conn) return write();
+  MutexLock lock(&writer->mu);  // the connection is shared with the other roles
+  return write();
 }
 
 Status Store::Impl::WriteBatchTxn(Conn& conn, const std::vector<RecordChunk>& batch) {
@@ -700,7 +706,7 @@ Status Store::Impl::PruneByCount(Conn& conn) {
 Status Store::Impl::ReadChunks(uint64_t max_id, uint64_t want, std::vector<StoredChunk>& out) {
   out.clear();
   Conn& conn = *reader;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   auto prepared = conn.Prepare(kReadChunks);
   if (!prepared.ok()) return prepared.status();
   Stmt s(conn, *prepared);
@@ -825,10 +831,10 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Store::~Store() {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    MutexLock lock(&impl_->mu);
     impl_->stop = true;
   }
-  impl_->work_cv.notify_one();
+  impl_->work_cv.Signal();
   impl_->thread.join();
 }
 
@@ -841,7 +847,7 @@ Result<std::string> Store::get_or_create_secret(std::string_view name, size_t by
                                    " is outside [1, " + std::to_string(kMaxSecretBytes) + "]");
   }
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   Txn txn(conn);
   CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
   {
@@ -870,7 +876,7 @@ Result<std::string> Store::get_or_create_secret(std::string_view name, size_t by
 Status Store::put_secret(std::string_view name, std::string_view value) {
   if (name.empty()) return Status::InvalidArgument("clio store: secret name is empty");
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   return run(conn, kPutSecret, "cannot store secret", [&](Stmt& s) {
     s.BindText(1, name);
     s.BindBlob(2, value);
@@ -884,7 +890,7 @@ bool Store::repaired_permissions() const { return impl_->repaired_permissions; }
 Status Store::revoke_session(std::string_view nonce, int64_t expires_at) {
   if (nonce.empty()) return Status::InvalidArgument("clio store: session nonce is empty");
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   return run(conn, kRevokeSession, "cannot store a revoked session", [&](Stmt& s) {
     s.BindText(1, nonce);
     s.Bind(2, expires_at);
@@ -893,7 +899,7 @@ Status Store::revoke_session(std::string_view nonce, int64_t expires_at) {
 
 Result<std::vector<std::pair<std::string, int64_t>>> Store::revoked_sessions(int64_t now) {
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   CLIO_RETURN_IF_ERROR(run(conn, kDeleteExpiredRevocations, "cannot delete expired revocations",
                            [&](Stmt& s) { s.Bind(1, now); }));
   auto prepared = conn.Prepare(kLoadRevocations);
@@ -913,7 +919,7 @@ Result<std::vector<std::pair<std::string, int64_t>>> Store::revoked_sessions(int
 
 Result<uint64_t> Store::reserved_record_ids() {
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   uint64_t reserved = 0;
   auto read = read_meta(conn, kMetaReservedRecordIds, "cannot read the reserved record ids",
                         [&](Stmt& s) { reserved = static_cast<uint64_t>(std::max<int64_t>(0, s.Int(0))); });
@@ -924,7 +930,7 @@ Result<uint64_t> Store::reserved_record_ids() {
 Status Store::reserve_record_ids(uint64_t through) {
   if (through > kMaxId) return Status::InvalidArgument("clio store: record ids are exhausted");
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   return raise_meta(conn, kMetaReservedRecordIds, static_cast<int64_t>(through));
 }
 
@@ -932,7 +938,7 @@ Status Store::reserve_record_ids(uint64_t through) {
 
 Result<uint64_t> Store::next_subscription_id() {
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   Txn txn(conn);
   CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
   int64_t next = 1;
@@ -953,7 +959,7 @@ Status Store::insert_subscription(const StoredSubscription& sub) {
     return Status::InvalidArgument("clio store: subscription times must be finite");
   }
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   Txn txn(conn);
   CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
   Status inserted = run(conn, kInsertSub, "cannot insert subscription", [&](Stmt& s) {
@@ -978,7 +984,7 @@ Status Store::insert_subscription(const StoredSubscription& sub) {
 Status Store::delete_subscription(uint64_t id) {
   CLIO_RETURN_IF_ERROR(check_id(id));
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   CLIO_RETURN_IF_ERROR(run(conn, kDeleteSub, "cannot delete subscription",
                            [&](Stmt& s) { s.Bind(1, static_cast<int64_t>(id)); }));
   if (sqlite3_changes64(conn.db()) == 0) {
@@ -992,7 +998,7 @@ Status Store::set_lease(std::string_view client_id, double lease_expires) {
     return Status::InvalidArgument("clio store: lease_expires must be finite");
   }
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   return run(conn, kSetLease, "cannot set lease", [&](Stmt& s) {
     s.BindText(1, client_id);
     s.Bind(2, lease_expires);
@@ -1001,7 +1007,7 @@ Status Store::set_lease(std::string_view client_id, double lease_expires) {
 
 Result<std::vector<uint64_t>> Store::delete_expired_subscriptions(double now) {
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   Txn txn(conn);
   CLIO_RETURN_IF_ERROR(txn.Begin("cannot start a transaction"));
   std::vector<uint64_t> ids;
@@ -1026,7 +1032,7 @@ Result<std::vector<uint64_t>> Store::delete_expired_subscriptions(double now) {
 
 Result<std::vector<StoredSubscription>> Store::load_subscriptions() {
   Conn& conn = *impl_->api;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   auto prepared = conn.Prepare(kLoadSubs);
   if (!prepared.ok()) return prepared.status();
   Stmt s(conn, *prepared);
@@ -1050,7 +1056,7 @@ Result<std::vector<StoredSubscription>> Store::load_subscriptions() {
 bool Store::append_chunk(RecordChunk chunk) { return impl_->Append(std::move(chunk)); }
 
 std::string Store::take_buffer() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   if (impl_->spare_buffers.empty()) return {};
   std::string b = std::move(impl_->spare_buffers.back());
   impl_->spare_buffers.pop_back();
@@ -1059,13 +1065,13 @@ std::string Store::take_buffer() {
 
 Status Store::flush() {
   Impl& m = *impl_;
-  std::unique_lock<std::mutex> lock(m.mu);
+  MutexLock lock(&m.mu);
   const uint64_t target = m.appended_seq;
   const uint64_t start = m.done_seq;
   if (m.done_seq >= target) return Status::Ok();
   m.flush_target = std::max(m.flush_target, target);
-  m.work_cv.notify_one();
-  m.done_cv.wait(lock, [&] { return m.done_seq >= target; });
+  m.work_cv.Signal();
+  while (m.done_seq < target) m.done_cv.Wait(&m.mu);
   if (m.last_failure_end > start) return m.last_error;
   return Status::Ok();
 }
@@ -1087,7 +1093,7 @@ Status Store::scan(uint64_t before_id, size_t max_records,
 
 Result<uint64_t> Store::max_record_id() {
   Conn& conn = *impl_->reader;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   auto id = scalar(conn, kMaxRecordId, "cannot read the highest record id");
   if (!id.ok()) return id.status();
   return static_cast<uint64_t>(std::max<int64_t>(0, *id));
@@ -1095,7 +1101,7 @@ Result<uint64_t> Store::max_record_id() {
 
 Result<std::string> Store::log_position() {
   Conn& conn = *impl_->reader;
-  std::lock_guard<std::mutex> lock(conn.mu);
+  MutexLock lock(&conn.mu);
   std::string position;
   auto read = read_meta(conn, kMetaLogPosition, "cannot read the log position",
                         [&](Stmt& s) { position = s.Bytes(0); });
@@ -1104,7 +1110,7 @@ Result<std::string> Store::log_position() {
 }
 
 Store::Stats Store::stats() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   Stats st;
   st.written = impl_->written;
   st.dropped = impl_->dropped;
@@ -1116,7 +1122,7 @@ Store::Stats Store::stats() const {
 }
 
 Status Store::last_write_error() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->last_error;
 }
 

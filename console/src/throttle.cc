@@ -5,7 +5,7 @@
 namespace clio::console {
 
 bool FailureThrottle::throttled(std::string_view address, int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(std::string(address));
   if (it == entries_.end()) return false;
   const Entry& e = it->second;
@@ -15,7 +15,7 @@ bool FailureThrottle::throttled(std::string_view address, int64_t now) {
 }
 
 void FailureThrottle::note_failure(std::string_view address, Kind kind, int64_t now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ++stats_.failures[kind];
   auto it = entries_.find(std::string(address));
   if (it == entries_.end()) {
@@ -42,7 +42,7 @@ void FailureThrottle::make_room_locked(int64_t now) {
 }
 
 FailureThrottle::Stats FailureThrottle::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Stats s = stats_;
   s.addresses = entries_.size();
   return s;

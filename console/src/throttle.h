@@ -16,10 +16,11 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "clio/base/mutex.h"
 
 namespace clio::console {
 
@@ -53,15 +54,15 @@ class FailureThrottle {
     int64_t last_failure = 0;
     int failures = 0;
   };
-  void make_room_locked(int64_t now);
+  void make_room_locked(int64_t now) CLIO_REQUIRES(mu_);
 
   // Constant after construction.
   const Options options_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Guarded by mu_.
-  std::unordered_map<std::string, Entry> entries_;
-  Stats stats_;
+  std::unordered_map<std::string, Entry> entries_ CLIO_GUARDED_BY(mu_);
+  Stats stats_ CLIO_GUARDED_BY(mu_);
 };
 
 }  // namespace clio::console

@@ -34,7 +34,7 @@ Status InProcessLog::start(const LogResume& resume) {
   last_id_ = std::max(last_id_, *reserved);
   if (Status s = ids_->reserve(last_id_ + kIdBlock); !s.ok()) return s;
   {
-    std::lock_guard<std::mutex> lock(ids_mu_);
+    MutexLock lock(&ids_mu_);
     reserved_ = wanted_ = last_id_ + kIdBlock;
   }
   reserver_ = std::thread([this] {
@@ -46,45 +46,47 @@ Status InProcessLog::start(const LogResume& resume) {
 
 void InProcessLog::close() {
   {
-    std::lock_guard<std::mutex> lock(ids_mu_);
+    MutexLock lock(&ids_mu_);
     closed_.store(true, std::memory_order_release);
   }
-  ids_cv_.notify_all();
+  ids_cv_.SignalAll();
 }
 
 uint64_t InProcessLog::available_ids(std::chrono::milliseconds wait) {
   if (ids_ == nullptr) return UINT64_MAX;
-  std::unique_lock<std::mutex> lock(ids_mu_);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  MutexLock lock(&ids_mu_);
   // Ask for the next block once half of this one is used.
   if (reserved_ - last_id_ < kIdBlock / 2 && wanted_ <= reserved_) {
     wanted_ = reserved_ + kIdBlock;
-    ids_cv_.notify_all();
+    ids_cv_.SignalAll();
   }
-  if (reserved_ == last_id_) {
-    ids_cv_.wait_for(lock, wait, [&] { return reserved_ > last_id_ || closed_.load(std::memory_order_acquire); });
+  while (reserved_ == last_id_ && !closed_.load(std::memory_order_acquire) && ids_cv_.WaitUntil(&ids_mu_, deadline)) {
   }
   return reserved_ - last_id_;
 }
 
 void InProcessLog::run_reservations() {
   auto retry = kRetryMin;
-  std::unique_lock<std::mutex> lock(ids_mu_);
+  MutexLock lock(&ids_mu_);
   for (;;) {
-    ids_cv_.wait(lock, [&] { return closed_.load(std::memory_order_acquire) || wanted_ > reserved_; });
+    while (!closed_.load(std::memory_order_acquire) && wanted_ <= reserved_) ids_cv_.Wait(&ids_mu_);
     if (closed_.load(std::memory_order_acquire)) return;
     const uint64_t target = wanted_;
-    lock.unlock();
+    ids_mu_.Unlock();
     Status s = ids_->reserve(target);
-    lock.lock();
+    ids_mu_.Lock();
     if (s.ok()) {
       reserved_ = std::max(reserved_, target);
       reserve_error_.clear();
       retry = kRetryMin;
-      ids_cv_.notify_all();
+      ids_cv_.SignalAll();
       continue;
     }
     reserve_error_ = "cannot reserve record ids: " + s.message();
-    ids_cv_.wait_for(lock, retry, [&] { return closed_.load(std::memory_order_acquire); });
+    const auto retry_at = std::chrono::steady_clock::now() + retry;
+    while (!closed_.load(std::memory_order_acquire) && ids_cv_.WaitUntil(&ids_mu_, retry_at)) {
+    }
     retry = std::min(retry * 2, kRetryMax);
   }
 }
@@ -120,7 +122,7 @@ LogReaderStats InProcessLog::stats() const {
   s.records = records_.load(std::memory_order_relaxed);
   s.entries = s.records;
   s.backlog = capture_.queue().depth();
-  std::lock_guard<std::mutex> lock(ids_mu_);
+  MutexLock lock(&ids_mu_);
   s.last_error = reserve_error_;
   s.connected = reserve_error_.empty();
   return s;

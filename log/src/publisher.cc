@@ -32,7 +32,7 @@ PublisherStats Publisher::stats() const {
   s.appends = appends_.load(std::memory_order_relaxed);
   s.failures = failures_.load(std::memory_order_relaxed);
   s.connected = connected_.load(std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(error_mu_);
+  MutexLock lock(&error_mu_);
   s.last_error = last_error_;
   return s;
 }
@@ -48,7 +48,7 @@ bool Publisher::publish(std::vector<std::unique_ptr<Record>>& batch) {
   connected_.store(s.ok(), std::memory_order_relaxed);
   if (!s.ok()) {
     failures_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard<std::mutex> lock(error_mu_);
+    MutexLock lock(&error_mu_);
     last_error_ = s.message();
   }
   capture_.recycle(batch);

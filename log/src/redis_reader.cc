@@ -4,13 +4,12 @@
 #include <pthread.h>
 
 #include <charconv>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "clio/log/redis_log.h"
+#include "clio/base/mutex.h"
 #include "clio/middleware/record_binary.h"
 #include "redis_common.h"
 #include "redis_conn.h"
@@ -114,8 +113,10 @@ class RedisReader final : public LogReader {
   }
 
   void read(LogBatch& out, size_t max_records, std::chrono::milliseconds wait) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, wait, [&] { return closed_ || !queue_.empty(); });
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    MutexLock lock(&mu_);
+    while (!closed_ && queue_.empty() && cv_.WaitUntil(&mu_, deadline)) {
+    }
     while (!queue_.empty() && out.records.size() < max_records) {
       Piece& piece = queue_.front();
       queued_records_ -= piece.records.size();
@@ -125,11 +126,11 @@ class RedisReader final : public LogReader {
       out.position = std::move(piece.position);
       queue_.pop_front();
     }
-    room_cv_.notify_all();
+    room_cv_.SignalAll();
   }
 
   void recycle(std::vector<std::unique_ptr<Record>>& records) override {
-    std::lock_guard<std::mutex> lock(spare_mu_);
+    MutexLock lock(&spare_mu_);
     for (auto& r : records) {
       if (spares_.size() >= kMaxSpares) break;
       spares_.push_back(std::move(r));
@@ -139,15 +140,15 @@ class RedisReader final : public LogReader {
 
   void close() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       closed_ = true;
     }
-    cv_.notify_all();
-    room_cv_.notify_all();
+    cv_.SignalAll();
+    room_cv_.SignalAll();
   }
 
   LogReaderStats stats() const override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     LogReaderStats s = stats_;
     s.backlog = queued_records_;
     return s;
@@ -174,28 +175,34 @@ class RedisReader final : public LogReader {
     into.push_back(std::move(s));
   }
 
-  bool closed() {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool closed() CLIO_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     return closed_;
   }
 
   // Waits up to `d` unless closed; false once closed.
-  bool pause(std::chrono::milliseconds d) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return !cv_.wait_for(lock, d, [&] { return closed_; });
+  bool pause(std::chrono::milliseconds d) CLIO_EXCLUDES(mu_) {
+    const auto deadline = std::chrono::steady_clock::now() + d;
+    MutexLock lock(&mu_);
+    while (!closed_ && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return !closed_;
   }
 
-  void set_connected(bool connected, const std::string& error) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void set_connected(bool connected, const std::string& error) CLIO_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     stats_.connected = connected;
     if (!error.empty()) stats_.last_error = error;
   }
 
   // Hands a piece to read(), waiting while the queue is full. False once closed.
-  bool push(Piece&& piece) {
-    std::unique_lock<std::mutex> lock(mu_);
-    room_cv_.wait(lock, [&] { return closed_ || queued_records_ < o_.reader_queue_records; });
-    if (closed_) return false;
+  bool push(Piece&& piece) CLIO_EXCLUDES(mu_) {
+    mu_.Lock();
+    while (!closed_ && queued_records_ >= o_.reader_queue_records) room_cv_.Wait(&mu_);
+    if (closed_) {
+      mu_.Unlock();
+      return false;
+    }
     stats_.records += piece.records.size();
     for (const LogGap& g : piece.gaps) {
       ++stats_.gaps;
@@ -204,13 +211,13 @@ class RedisReader final : public LogReader {
     }
     queued_records_ += piece.records.size();
     queue_.push_back(std::move(piece));
-    lock.unlock();
-    cv_.notify_all();
+    mu_.Unlock();
+    cv_.SignalAll();
     return true;
   }
 
-  std::unique_ptr<Record> take_record() {
-    std::lock_guard<std::mutex> lock(spare_mu_);
+  std::unique_ptr<Record> take_record() CLIO_EXCLUDES(spare_mu_) {
+    MutexLock lock(&spare_mu_);
     if (spares_.empty()) return std::make_unique<Record>();
     auto r = std::move(spares_.back());
     spares_.pop_back();
@@ -292,7 +299,7 @@ class RedisReader final : public LogReader {
   bool handle_entry(std::string_view entry_id, const redisReply* fields) {
     pos_.entry = std::string(entry_id);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       ++stats_.entries;
     }
     EntryFields f;
@@ -359,7 +366,7 @@ class RedisReader final : public LogReader {
   // records when its header said how many.
   bool skip_malformed(std::optional<std::pair<uint64_t, uint64_t>> ids) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       ++stats_.malformed;
     }
     Piece p;
@@ -377,8 +384,8 @@ class RedisReader final : public LogReader {
     return push(std::move(p));
   }
 
-  void count_stale(uint64_t n) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void count_stale(uint64_t n) CLIO_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     stats_.stale += n;
   }
 
@@ -395,17 +402,17 @@ class RedisReader final : public LogReader {
   std::chrono::steady_clock::time_point last_epoch_check_{};
 
   // Guarded by mu_.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;       // queue_ not empty, or closed
-  std::condition_variable room_cv_;  // queue_ has room, or closed
-  std::deque<Piece> queue_;
-  size_t queued_records_ = 0;
-  bool closed_ = false;
-  LogReaderStats stats_;
+  mutable Mutex mu_;
+  CondVar cv_;       // queue_ not empty, or closed
+  CondVar room_cv_;  // queue_ has room, or closed
+  std::deque<Piece> queue_ CLIO_GUARDED_BY(mu_);
+  size_t queued_records_ CLIO_GUARDED_BY(mu_) = 0;
+  bool closed_ CLIO_GUARDED_BY(mu_) = false;
+  LogReaderStats stats_ CLIO_GUARDED_BY(mu_);
 
   // Guarded by spare_mu_.
-  std::mutex spare_mu_;
-  std::vector<std::unique_ptr<Record>> spares_;
+  Mutex spare_mu_;
+  std::vector<std::unique_ptr<Record>> spares_ CLIO_GUARDED_BY(spare_mu_);
 
   std::thread thread_;
 };

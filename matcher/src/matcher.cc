@@ -9,10 +9,10 @@
 #include "clio/matcher/matcher.h"
 
 #include <atomic>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "clio/base/mutex.h"
 #include "engine.h"
 #include "index.h"
 #include "plan.h"
@@ -84,17 +84,18 @@ struct [[gnu::visibility("hidden")]] Matcher::State {
   std::atomic<size_t> regex_sets{0};
 
   // Guarded by mu.
-  mutable std::mutex mu;
-  Planner planner;
-  std::unordered_map<uint64_t, Sub*> by_id;
-  std::unordered_map<std::string, std::unique_ptr<Sub>> by_text;
-  std::vector<uint32_t> free_slots;
-  uint32_t next_slot = 0;
-  std::vector<uint32_t> free_tried;   // branch numbers (Branch::tried)
-  uint32_t next_tried = 0;
+  mutable Mutex mu;
+  Planner planner CLIO_GUARDED_BY(mu);
+  std::unordered_map<uint64_t, Sub*> by_id CLIO_GUARDED_BY(mu);
+  std::unordered_map<std::string, std::unique_ptr<Sub>> by_text CLIO_GUARDED_BY(mu);
+  std::vector<uint32_t> free_slots CLIO_GUARDED_BY(mu);
+  uint32_t next_slot CLIO_GUARDED_BY(mu) = 0;
+  std::vector<uint32_t> free_tried CLIO_GUARDED_BY(mu);  // branch numbers (Branch::tried)
+  uint32_t next_tried CLIO_GUARDED_BY(mu) = 0;
 
-  // Applies `op` to both copies; readers keep going on the other copy.
-  void apply(const std::function<void(Index&)>& op) {
+  // Applies `op` to both copies; readers keep going on the other copy. The
+  // writers (add and remove) take turns on mu.
+  void apply(const std::function<void(Index&)>& op) CLIO_REQUIRES(mu) {
     const int lr = left_right.load();
     op(index[1 - lr]);
     left_right.store(1 - lr);
@@ -106,20 +107,20 @@ struct [[gnu::visibility("hidden")]] Matcher::State {
     op(index[lr]);
   }
 
-  void count(const Sub& s, int delta) {
+  void count(const Sub& s, int delta) CLIO_REQUIRES(mu) {
     auto& c = every_record[static_cast<size_t>(s.every_record)];
     c.store(static_cast<size_t>(static_cast<int64_t>(c.load()) + delta));
   }
 
-  void publish() {
+  void publish() CLIO_REQUIRES(mu) {
     size.store(by_id.size());
     distinct.store(by_text.size());
     key_specs.store(planner.key_specs());
     regex_sets.store(planner.regex_sets());
   }
 
-  QueryError add(uint64_t id, const Query& query);
-  bool remove(uint64_t id);
+  QueryError add(uint64_t id, const Query& query) CLIO_EXCLUDES(mu);
+  bool remove(uint64_t id) CLIO_EXCLUDES(mu);
 };
 
 QueryError Matcher::State::add(uint64_t id, const Query& query) {
@@ -130,7 +131,7 @@ QueryError Matcher::State::add(uint64_t id, const Query& query) {
     return e;
   }
   std::string text = query.canonical();
-  std::lock_guard<std::mutex> lock(mu);
+  MutexLock lock(&mu);
   if (by_id.count(id) != 0) {
     QueryError e;
     e.code = "duplicate_id";
@@ -191,7 +192,7 @@ QueryError Matcher::State::add(uint64_t id, const Query& query) {
 }
 
 bool Matcher::State::remove(uint64_t id) {
-  std::lock_guard<std::mutex> lock(mu);
+  MutexLock lock(&mu);
   auto it = by_id.find(id);
   if (it == by_id.end()) return false;
   Sub& s = *it->second;
@@ -253,7 +254,7 @@ AccessExplanation Matcher::explain(const Query& query) const {
     e.text = "the query was parsed with another schema";
     return e;
   }
-  std::lock_guard<std::mutex> lock(state_->mu);
+  MutexLock lock(&state_->mu);
   return state_->planner.explain(query);
 }
 

@@ -67,20 +67,20 @@ RecordSample::~RecordSample() = default;
 void RecordSample::offer(const RecordView& r) {
   thread_local uint32_t turn = 0;
   if (turn++ % kEvery != 0) return;
-  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
-  if (!lock.owns_lock()) return;
+  if (!mu_.TryLock()) return;
   if (records_.size() < kSize) records_.push_back(std::make_unique<Copy>());
   records_[next_ % kSize]->assign(schema_, r);
   ++next_;
+  mu_.Unlock();
 }
 
 void RecordSample::for_each(const std::function<void(const RecordView&)>& fn) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const auto& c : records_) fn(*c);
 }
 
 RecordSample::Frequency RecordSample::frequency(const std::function<bool(const RecordView&)>& holds) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   Frequency f;
   size_t hits = 0;
   for (const auto& c : records_) hits += holds(*c) ? 1 : 0;

@@ -10,11 +10,11 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "clio/base/mutex.h"
 #include "clio/matcher/schema.h"
 
 namespace clio::matcher::internal {
@@ -49,9 +49,9 @@ class RecordSample {
   class Copy;
 
   const Schema& schema_;
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Copy>> records_;  // guarded by mu_
-  size_t next_ = 0;                              // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<std::unique_ptr<Copy>> records_ CLIO_GUARDED_BY(mu_);
+  size_t next_ CLIO_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace clio::matcher::internal

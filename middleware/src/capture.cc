@@ -18,8 +18,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 
+#include "clio/base/mutex.h"
 #include "clio/middleware/redact.h"
 
 namespace clio {
@@ -37,7 +37,7 @@ struct Slot {
   mg_callbacks app{};  // the app's callbacks, saved at install
 };
 std::array<Slot, kSlots> g_slots;
-std::mutex g_install_mu;
+Mutex g_install_mu;
 
 // The request in flight on this worker thread.
 struct RequestContext {
@@ -178,14 +178,14 @@ void reset_for_reuse(Record& r) {
 }  // namespace
 
 std::unique_ptr<Record> Capture::take_record() {
-  if (spare_count_.load(std::memory_order_relaxed) > 0 && spare_mu_.try_lock()) {
+  if (spare_count_.load(std::memory_order_relaxed) > 0 && spare_mu_.TryLock()) {
     std::unique_ptr<Record> r;
     if (!spares_.empty()) {
       r = std::move(spares_.back());
       spares_.pop_back();
       spare_count_.store(spares_.size(), std::memory_order_relaxed);
     }
-    spare_mu_.unlock();
+    spare_mu_.Unlock();
     if (r) {
       reused_.fetch_add(1, std::memory_order_relaxed);
       return r;
@@ -205,7 +205,7 @@ void Capture::recycle(std::vector<std::unique_ptr<Record>>& records) {
   }
   records.resize(keep);  // frees the rest
   {
-    std::lock_guard<std::mutex> lock(spare_mu_);
+    MutexLock lock(&spare_mu_);
     for (auto& r : records) {
       if (spares_.size() >= kSpareRecords) break;
       spares_.push_back(std::move(r));
@@ -384,7 +384,7 @@ Capture::Capture(CaptureOptions options)
 
 Capture::~Capture() {
   if (slot_ >= 0) {
-    std::lock_guard<std::mutex> lock(g_install_mu);
+    MutexLock lock(&g_install_mu);
     g_slots[slot_].capture.store(nullptr, std::memory_order_release);
     g_slots[slot_].app = mg_callbacks{};
   }
@@ -392,7 +392,7 @@ Capture::~Capture() {
 
 Status Capture::install(mg_callbacks* callbacks) {
   if (callbacks == nullptr) return Status::InvalidArgument("callbacks is null");
-  std::lock_guard<std::mutex> lock(g_install_mu);
+  MutexLock lock(&g_install_mu);
   if (slot_ >= 0) return Status::AlreadyExists("this Capture is already installed");
   for (int i = 0; i < kSlots; ++i) {
     if (g_slots[i].capture.load(std::memory_order_relaxed) != nullptr) continue;

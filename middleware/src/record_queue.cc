@@ -55,8 +55,8 @@ bool RecordQueue::try_push(std::unique_ptr<Record> r) {
   // fences make sure at least one of us sees the other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_relaxed)) {
-    std::lock_guard<std::mutex> lock(mu_);
-    cv_.notify_one();
+    MutexLock lock(&mu_);
+    cv_.Signal();
   }
   return true;
 }
@@ -96,13 +96,13 @@ size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t 
     if (now - last_nonempty_ < kIdleBeforeSleep) {
       std::this_thread::sleep_for(std::min<Clock::duration>(interval, deadline - now));
     } else {
-      std::unique_lock<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       sleeping_.store(true, std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_seq_cst);
       const uint64_t pos = head_.load(std::memory_order_relaxed);
       const uint64_t seq = slots_[pos & mask_].seq.load(std::memory_order_acquire);
       const bool empty = static_cast<int64_t>(seq - (pos + 1)) < 0;
-      if (empty && !closed_.load(std::memory_order_acquire)) cv_.wait_until(lock, deadline);
+      if (empty && !closed_.load(std::memory_order_acquire)) cv_.WaitUntil(&mu_, deadline);
       sleeping_.store(false, std::memory_order_relaxed);
     }
     n = drain();
@@ -123,8 +123,8 @@ size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t 
 
 void RecordQueue::close() {
   closed_.store(true, std::memory_order_release);
-  std::lock_guard<std::mutex> lock(mu_);
-  cv_.notify_all();
+  MutexLock lock(&mu_);
+  cv_.SignalAll();
 }
 
 size_t RecordQueue::depth() const {

@@ -147,6 +147,28 @@ class Client {
     }
   }
 
+  // Fence: sends a WebSocket ping and reads until its pong, so every frame
+  // sent before has been read by the server. Heartbeats read meanwhile are
+  // skipped; any other frame is an error.
+  Status sync(double timeout) {
+    const std::string token = "sync-" + std::to_string(++syncs_);
+    if (Status st = ws.send(9, token); !st.ok()) return st;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+    for (;;) {
+      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      if (left <= 0) return Status::Unavailable("timeout");
+      auto f = ws.read_frame(left);
+      if (!f.ok()) return f.status();
+      if (f->opcode == 9) {
+        if (Status st = ws.send(10, f->payload); !st.ok()) return st;
+      } else if (f->opcode == 10) {
+        if (f->payload == token) return Status::Ok();
+      } else if (f->opcode != 1 || f->payload != R"({"t":"hb"})") {
+        return Status::Internal("unexpected frame while syncing: " + f->payload);
+      }
+    }
+  }
+
   // Reads frames until a close frame arrives; its code, or the read error.
   Result<int> wait_close(double timeout) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
@@ -181,6 +203,9 @@ class Client {
   int close_code = 0;
   bool out_of_order = false;
   std::vector<nlohmann::json> gaps;
+
+ private:
+  int syncs_ = 0;
 };
 
 }  // namespace clio::channel::testing

@@ -12,6 +12,7 @@
 #include "clio/channel/protocol.h"
 #include "fixture.h"
 #include "support/http_client.h"
+#include "support/manual_clock.h"
 #include "token.h"
 
 namespace ch = clio::channel;
@@ -41,7 +42,10 @@ TEST_CASE("a good token upgrades and gets a welcome naming the epoch and client"
 }
 
 TEST_CASE("bad, expired, forged, other-server and revoked tokens get a real HTTP 401") {
-  Server s(fast_options());
+  clio::test::ManualClock clock;
+  auto o = fast_options();
+  o.clock = &clock;
+  Server s(o);
   REQUIRE(s.mounted.ok());
   const std::string good = token_for(s, "alice");
 
@@ -57,7 +61,7 @@ TEST_CASE("bad, expired, forged, other-server and revoked tokens get a real HTTP
   CHECK(upgrade_status(s.port, {"clio.v1", "clio-token." + forged}) == 401);
   // A token that expired for real.
   const std::string short_lived = token_for(s, "carol", std::chrono::seconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  clock.advance(std::chrono::seconds(2));
   CHECK(upgrade_status(s.port, {"clio.v1", "clio-token." + short_lived}) == 401);
   // No subprotocol at all: 400, not an upgrade.
   CHECK(upgrade_status(s.port, {"clio-token." + good}) == 400);
@@ -306,9 +310,16 @@ TEST_CASE("a new connection supersedes the old one, which is told so; presence s
   CHECK((*m)["data"] == "to b");
   CHECK(eventually([&] { return s.svc.session_count() == 1; }));
   CHECK(s.svc.stats().superseded == 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Fence: presence events are delivered in order, and any event of the
+  // superseded session's close was queued when it left session_count().
+  Client fence;
+  REQUIRE(fence.connect(s.port, token_for(s, "fence")).ok());
+  CHECK(eventually([&] {
+    std::lock_guard<std::mutex> l(mu);
+    return !events.empty() && events.back() == "+fence";
+  }));
   std::lock_guard<std::mutex> l(mu);
-  CHECK(events == std::vector<std::string>{"+dup"});
+  CHECK(events == std::vector<std::string>{"+dup", "+fence"});
 }
 
 TEST_CASE("presence callbacks fire on connect and disconnect, outside channel locks") {
@@ -375,7 +386,11 @@ TEST_CASE("a client that stops reading does not delay another client's messages"
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the slow socket fill up
+  // The slow socket is full: a backlog builds up behind its blocked write.
+  REQUIRE(eventually([&] {
+    auto st = s.svc.client_stats("slow");
+    return st.ok() && st->queued_bytes >= o.max_queue_bytes / 2;
+  }));
   std::vector<double> ms;
   for (int i = 0; i < 50; ++i) {
     const auto t0 = Clock::now();
@@ -434,22 +449,33 @@ TEST_CASE("overflow drops the oldest messages and tells the client how many") {
 }
 
 TEST_CASE("heartbeats: the server sends them when idle and closes a silent client") {
+  clio::test::ManualClock clock;
   auto o = fast_options();
   o.heartbeat_interval = std::chrono::milliseconds(200);
   o.heartbeat_timeout = std::chrono::milliseconds(1200);
+  o.clock = &clock;
   Server s(o);
   Client c;
   REQUIRE(c.connect(s.port, token_for(s, "quiet")).ok());
+  clock.advance(o.heartbeat_interval);
+  s.svc.housekeeping_for_test();
   auto hb = c.next(3);
   REQUIRE(hb.ok());
   CHECK((*hb)["t"] == "hb");
-  // A client that keeps sending heartbeats stays.
+  // A client that keeps sending heartbeats stays, for 2 s of the service's
+  // clock (heartbeat_timeout is 1.2 s). Each round: the server has read the
+  // heartbeat (sync), the clock moves 200 ms, and a housekeeping pass at that
+  // instant is done before the next round.
   for (int i = 0; i < 10; ++i) {
     REQUIRE(c.ws.send_text(R"({"t":"hb"})").ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    REQUIRE(c.sync(5).ok());
+    clock.advance(std::chrono::milliseconds(200));
+    s.svc.housekeeping_for_test();
   }
   CHECK(s.svc.is_connected("quiet"));
-  // Silence: closed with 4102 (pongs to CivetWeb's pings do not count).
+  // Silence: closed with 4102.
+  clock.advance(o.heartbeat_timeout);
+  s.svc.housekeeping_for_test();
   auto code = c.wait_close(5);
   REQUIRE(code.ok());
   CHECK(*code == ch::protocol::kHeartbeatTimeout);

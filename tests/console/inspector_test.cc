@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fixture.h"
+#include "support/manual_clock.h"
 
 namespace clio::console {
 
@@ -30,7 +31,9 @@ TEST_CASE("every endpoint without credentials is 401, in any letter case") {
       {"GET", "/_clio/console.js"},         {"GET", "/_clio/channel"},
       {"POST", "/_clio/logout"},
   };
-  for (const auto& [method, path] : endpoints) {
+  for (const auto& endpoint : endpoints) {
+    const std::string& method = endpoint.first;  // not a structured binding: doctest's
+    const std::string& path = endpoint.second;   // messages capture them (C++20, clang 16+)
     auto r = test::http(app.port, method, path, {}, method == "GET" ? "" : "{}");
     REQUIRE(r.ok());
     CHECK_MESSAGE(r->status == 401, method << " " << path);
@@ -267,9 +270,15 @@ TEST_CASE("backfill: the last N matches, then live ones, without gap or duplicat
       sent++;
     }
   });
-  std::this_thread::sleep_for(20ms);
+  // Waits until `n` requests were sent (the traffic thread sends 420 at most).
+  auto sent_at_least = [&](int n) {
+    n = std::min(n, 420);
+    for (int i = 0; i < 5000 && sent.load() < n; ++i) std::this_thread::sleep_for(1ms);
+    return sent.load() >= n;
+  };
+  REQUIRE(sent_at_least(30));  // the traffic flows before the subscription...
   const uint64_t id = app.subscribe(client, "status = 500", 10);
-  std::this_thread::sleep_for(100ms);
+  REQUIRE(sent_at_least(sent.load() + 20));  // ...and after it
   stop = true;
   traffic.join();
   REQUIRE(app.inspector->drain_for_test(5s));
@@ -364,11 +373,18 @@ TEST_CASE("a restart on the same database keeps subscriptions and tokens") {
 }
 
 TEST_CASE("a client that does not come back within the grace period loses its subscriptions") {
+  clio::test::ManualClock clock;
   InspectorOptions o;
   o.grace_period = 1s;
+  o.clock = &clock;
   App app(o);
   auto [gone, t1] = app.token();
   auto [back, t2] = app.token();
+  // Waits until the hub has handled `n` connects and disconnects in all.
+  auto presence = [&](uint64_t n) {
+    for (int i = 0; i < 1000 && app.inspector->stats().presence_events < n; ++i) std::this_thread::sleep_for(5ms);
+    return app.inspector->stats().presence_events == n;
+  };
   {
     Console c1(app.port, t1);
     Console c2(app.port, t2);
@@ -377,11 +393,20 @@ TEST_CASE("a client that does not come back within the grace period loses its su
     c1.ws.send_close(1000);
     c2.ws.send_close(1000);
   }
+  REQUIRE(presence(4));  // both connected, both left: their grace periods run
   // `back` returns within the grace period; `gone` does not.
-  std::this_thread::sleep_for(300ms);
+  clock.advance(300ms);
   Console returning(app.port, t2);
-  std::this_thread::sleep_for(2500ms);
-  json list = app.api_json("GET", "api/subscriptions");
+  REQUIRE(presence(5));
+  clock.advance(2500ms);
+  // The keeper's next pass (once a second) removes `gone`'s subscription; the
+  // same pass keeps `back`'s.
+  json list;
+  for (int i = 0; i < 300; ++i) {
+    list = app.api_json("GET", "api/subscriptions");
+    if (list["subscriptions"].size() < 2) break;
+    std::this_thread::sleep_for(10ms);
+  }
   REQUIRE(list["subscriptions"].size() == 1);
   CHECK(list["subscriptions"][0]["client_id"] == back);
 }
@@ -441,9 +466,12 @@ TEST_CASE("a flood that overflows the queue is counted and the app keeps serving
 }
 
 TEST_CASE("token refresh keeps the client id; a bad client id is refused") {
-  App app;
+  clio::test::ManualClock clock;
+  InspectorOptions o;
+  o.clock = &clock;
+  App app(o);
   auto [client, tok] = app.token();
-  std::this_thread::sleep_for(5ms);  // tokens are deterministic per millisecond of issue
+  clock.advance(1ms);  // tokens are deterministic per millisecond of issue
   auto [same, tok2] = app.token(client);
   CHECK(same == client);
   CHECK(tok2 != tok);

@@ -274,8 +274,10 @@ TEST_CASE("the WebSocket origin is the configured public origin, never one deriv
     auto tok = test::http(app.port, "POST", "/_clio/api/token", {{"Cookie", cookie}, {"X-Clio-CSRF", csrf_of(app.port, cookie)}}, "{}");
     const std::string token = json::parse(tok->body)["token"].get<std::string>();
     const std::string self = "127.0.0.1:" + std::to_string(app.port);
-    for (const auto& [origin, want] : std::vector<std::pair<std::string, int>>{
+    for (const auto& c : std::vector<std::pair<std::string, int>>{
              {"https://clio.example.com", 101}, {"http://" + self, 403}, {"http://clio.example.com", 403}}) {
+      const std::string& origin = c.first;  // not a structured binding: CHECK_MESSAGE
+      const int want = c.second;             // captures it (C++20, clang 16+)
       WsClient ws;
       REQUIRE(ws.connect(app.port, "/_clio/channel", {"clio.v1", "clio-token." + token},
                          {{"Cookie", cookie}, {"Origin", origin}, {"Host", "clio.example.com"}})

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "clio/base/clock.h"
 #include "clio/base/status.h"
 
 struct mg_context;
@@ -87,6 +88,10 @@ struct ChannelOptions {
   // old one for the same client id is a handover and fires neither.
   std::function<void(const std::string& client_id)> on_connect;
   std::function<void(const std::string& client_id)> on_disconnect;
+  // The time every expiry and timeout above is measured by (tokens,
+  // heartbeats, slow writes, replay age, revocations). Null: the real clock.
+  // Borrowed; it must outlive the service. Tests pass a clock they advance.
+  const Clock* clock = nullptr;
 };
 
 // A token for one client id. `token` is secret: hand it to that client only.
@@ -255,6 +260,12 @@ class ChannelService {
   // messages count as dropped_discarded. Prompt even with sessions open;
   // idempotent. Call before mg_stop.
   void shutdown();
+
+  // Runs one housekeeping pass now (heartbeats, expiry, slow clients,
+  // forgetting idle ids), as the service's event thread does every
+  // heartbeat_interval / 4 (10 to 250 ms): with a clock the test advanced,
+  // what is due is acted on before this returns.
+  void housekeeping_for_test();
 
  private:
   class Impl;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "clio/base/clock.h"
 #include "clio/base/status.h"
 #include "clio/channel/channel.h"
 #include "clio/log/record_log.h"
@@ -53,6 +54,11 @@ struct HubOptions {
   std::chrono::milliseconds command_timeout{10000};
   // A client's subscriptions are removed when it stays disconnected this long.
   std::chrono::seconds grace_period{5 * 60};
+  // The time that leases, login codes, sessions, throttles and the channel's
+  // tokens and heartbeats are measured by (unless `channel.clock` is set).
+  // Null: the real clock. Borrowed; it must outlive the hub. Tests pass a
+  // clock they advance.
+  const Clock* clock = nullptr;
   // Recent records: the newest `memory_records` in memory (backfill, search),
   // and up to `stored_records` / `stored_record_age` in SQLite.
   size_t memory_records = 10000;
@@ -113,6 +119,9 @@ struct HubStats {
   uint64_t log_records_lost = 0; // records those gaps counted, where known
   size_t subscriptions = 0;
   size_t sessions = 0;
+  // Client connects and disconnects the hub has handled (each starts or
+  // ends the grace period of that client's subscriptions).
+  uint64_t presence_events = 0;
   uint64_t last_id = 0;
   // Failed credential attempts since start, by kind, and attempts refused
   // unchecked because their address had used up its failures (429).

@@ -11,11 +11,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "clio/base/mutex.h"
 #include "clio/log/record_log.h"
 #include "clio/middleware/capture.h"
 
@@ -70,8 +69,8 @@ class InProcessLog final : public LogReader {
 
  private:
   // Ids the reader may hand out now, waiting up to `wait` when none.
-  uint64_t available_ids(std::chrono::milliseconds wait);
-  void run_reservations();
+  uint64_t available_ids(std::chrono::milliseconds wait) CLIO_EXCLUDES(ids_mu_);
+  void run_reservations() CLIO_EXCLUDES(ids_mu_);
 
   // Constant after start().
   Capture& capture_;
@@ -85,12 +84,11 @@ class InProcessLog final : public LogReader {
   std::atomic<uint64_t> records_{0};
 
   // Reservations: the reading thread asks, the reservation thread stores.
-  mutable std::mutex ids_mu_;
-  std::condition_variable ids_cv_;
-  // Guarded by ids_mu_.
-  uint64_t reserved_ = 0;  // ids up to this are durably reserved
-  uint64_t wanted_ = 0;    // the reservation the reading thread asked for
-  std::string reserve_error_;
+  mutable Mutex ids_mu_;
+  CondVar ids_cv_;
+  uint64_t reserved_ CLIO_GUARDED_BY(ids_mu_) = 0;  // ids up to this are durably reserved
+  uint64_t wanted_ CLIO_GUARDED_BY(ids_mu_) = 0;    // the reservation the reading thread asked for
+  std::string reserve_error_ CLIO_GUARDED_BY(ids_mu_);
   std::thread reserver_;
 };
 

@@ -16,10 +16,10 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "clio/base/mutex.h"
 #include "clio/log/record_log.h"
 #include "clio/middleware/capture.h"
 
@@ -90,8 +90,8 @@ class Publisher {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> published_{0}, dropped_log_{0}, appends_{0}, failures_{0};
   std::atomic<bool> connected_{false};
-  mutable std::mutex error_mu_;
-  std::string last_error_;  // guarded by error_mu_
+  mutable Mutex error_mu_;
+  std::string last_error_ CLIO_GUARDED_BY(error_mu_);
 };
 
 }  // namespace clio::log

@@ -19,11 +19,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "clio/base/mutex.h"
 #include "clio/base/status.h"
 #include "clio/middleware/record_queue.h"
 #include "clio/middleware/redact.h"
@@ -110,7 +110,7 @@ class Capture {
   // kSpareRecords spares are kept; records beyond that, and any holding more
   // than kSpareRecordBytes of text, are freed. Must not be called after this
   // Capture is destroyed.
-  void recycle(std::vector<std::unique_ptr<Record>>& records);
+  void recycle(std::vector<std::unique_ptr<Record>>& records) CLIO_EXCLUDES(spare_mu_);
   static constexpr size_t kSpareRecords = 1024;
   static constexpr size_t kSpareRecordBytes = 4096;
   const CaptureOptions& options() const { return options_; }
@@ -153,10 +153,10 @@ class Capture {
   std::atomic<uint64_t> reused_{0};
   // Spare records, guarded by spare_mu_; request threads only try_lock it.
   // spare_count_ mirrors spares_.size() for a lock-free emptiness check.
-  std::mutex spare_mu_;
-  std::vector<std::unique_ptr<Record>> spares_;
+  Mutex spare_mu_;
+  std::vector<std::unique_ptr<Record>> spares_ CLIO_GUARDED_BY(spare_mu_);
   std::atomic<size_t> spare_count_{0};
-  std::unique_ptr<Record> take_record();
+  std::unique_ptr<Record> take_record() CLIO_EXCLUDES(spare_mu_);
   static constexpr size_t kHistBuckets = 513;  // 50 ns each; the last is overflow
   std::array<std::atomic<uint64_t>, kHistBuckets> self_hist_{};
 };

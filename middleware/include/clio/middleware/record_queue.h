@@ -10,12 +10,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "clio/base/mutex.h"
 #include "clio/middleware/record.h"
 
 namespace clio {
@@ -79,8 +78,8 @@ class RecordQueue {
   alignas(64) std::atomic<uint64_t> pushed_{0};
   std::atomic<uint64_t> dropped_{0};
   // Consumer sleep/wake; mu_ guards nothing but the wait itself.
-  std::mutex mu_;
-  std::condition_variable cv_;
+  Mutex mu_;
+  CondVar cv_;
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> closed_{false};
   // Owned by the consumer thread (poll_interval_ is atomic only to be read).

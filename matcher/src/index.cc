@@ -6,6 +6,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "id_out.h"
 #include "keys.h"
 #include "text.h"
 
@@ -517,8 +518,7 @@ void Index::remove(const Sub& s, bool shared) { impl_->file_sub(s, shared, false
 // Per-record matching context over one Index.
 class MatchRun {
  public:
-  MatchRun(const Schema& schema, const Index::Impl& ix, const RecordView& r, std::vector<uint64_t>& out,
-           Scratch& sc)
+  MatchRun(const Schema& schema, const Index::Impl& ix, const RecordView& r, IdOut& out, Scratch& sc)
       : ix_(ix), r_(r), out_(out), sc_(sc), vals_(sc.vals), nums_(sc.nums), schema_(&schema) {
     const size_t n = schema.field_count();
     vals_.resize(n);
@@ -528,7 +528,7 @@ class MatchRun {
       nums_[f] = schema.field(f).type == FieldType::kInt ? static_cast<double>(vals_[f].i) : vals_[f].f;
       if (schema.field(f).type == FieldType::kIp && vals_[f].present) nums_[f] = 0;
     }
-      }
+  }
 
   void run();
 
@@ -559,7 +559,7 @@ class MatchRun {
 
   void emit_ids(const Branch& b) {
     const auto& ids = ix_.ids[b.sub->slot];
-    out_.insert(out_.end(), ids.begin(), ids.end());
+    out_.append(ids);
   }
 
   void candidate(const Branch& b) {
@@ -582,7 +582,7 @@ class MatchRun {
 
   void emit(const Entry& e) {
     if (e.br == nullptr) {
-      out_.push_back(e.id);
+      out_.push(e.id);
     } else {
       candidate(*e.br);
     }
@@ -590,7 +590,7 @@ class MatchRun {
 
   void emit(uint64_t payload) {
     if ((payload & kVerify) == 0) {
-      out_.push_back(payload);
+      out_.push(payload);
     } else {
       candidate(*ix_.branch_of[payload & ~kVerify]);
     }
@@ -784,7 +784,7 @@ class MatchRun {
 
   const Index::Impl& ix_;
   const RecordView& r_;
-  std::vector<uint64_t>& out_;
+  IdOut& out_;
   Scratch& sc_;
   std::vector<FieldValue>& vals_;
   std::vector<double>& nums_;
@@ -831,7 +831,7 @@ void MatchRun::run() {
   for (const Entry& e : ix_.always) emit(e);
 }
 
-void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const {
+void Index::match(const Schema& schema, const RecordView& r, IdOut& out) const {
   Scratch& sc = t_scratch;
   if (sc.epoch.size() < impl_->slots) sc.epoch.resize(impl_->slots, 0);
   if (sc.tried.size() < impl_->branch_slots) sc.tried.resize(impl_->branch_slots, 0);
@@ -842,6 +842,7 @@ void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_
   }
   MatchRun run(schema, *impl_, r, out, sc);
   run.run();
+  out.flush();
 }
 
 }  // namespace clio::matcher::internal

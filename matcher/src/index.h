@@ -6,7 +6,8 @@
 //   Index ix;                          // mutated only while no reader uses it
 //   ix.define_source(0, comp);         // planner ops first, then
 //   ix.add(sub, /*shared=*/false);     // the subscription's entries
-//   ix.match(schema, view, ids);       // const, any number of threads
+//   IdOut out(ids);
+//   ix.match(schema, view, out);       // const, any number of threads
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,8 @@
 #include "keys.h"
 
 namespace clio::matcher::internal {
+
+class IdOut;
 
 // A compiled RE2::Set over some regex branches of one source. Immutable,
 // shared by both index copies.
@@ -60,7 +63,8 @@ class Index {
   void add(const Sub& s, bool shared);
   void remove(const Sub& s, bool shared);
 
-  void match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const;
+  // Writes the ids of the subscriptions `r` matches to `out`, and flushes it.
+  void match(const Schema& schema, const RecordView& r, IdOut& out) const;
 
  private:
   friend class MatchRun;

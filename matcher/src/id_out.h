@@ -1,9 +1,9 @@
-// IdOut: where the index writes a record's matching ids. A fixed chunk on the
-// stack, so the per-id write stays in the cache, handed on whole when it fills
-// and once at the end: appended to a caller's vector, or given to a caller's
-// visitor (Matcher::match). Private to clio::matcher.
+// IdOut and VectorOut: where the index writes a record's matching ids.
+// IdOut is for a caller's visitor (Matcher::match). A fixed chunk on the stack, so the per-id write
+// stays in the cache, handed to the visitor whenever it fills and once at the
+// end. Private to clio::matcher.
 //
-//   IdOut out(visit);        // or IdOut out(vec);
+//   IdOut out(visit);        // or VectorOut out(ids);
 //   out.push(7);
 //   out.append(ids_of_a_shared_query);
 //   out.flush();             // before the match leaves the index
@@ -19,12 +19,11 @@
 
 namespace clio::matcher::internal {
 
-// Owned by the thread that matches one record; not copyable. Borrows its
-// target, which must outlive it.
+// Owned by the thread that matches one record; not copyable. Borrows the
+// visitor, which must outlive it.
 class IdOut {
  public:
-  explicit IdOut(std::vector<uint64_t>& vec) : vec_(&vec) {}
-  explicit IdOut(const MatchVisitor& visit) : visit_(&visit) {}
+  explicit IdOut(const MatchVisitor& visit) : visit_(visit) {}
   IdOut(const IdOut&) = delete;
   IdOut& operator=(const IdOut&) = delete;
 
@@ -44,22 +43,31 @@ class IdOut {
       left -= n;
     }
   }
-  // Hands on what the chunk holds.
+  // Hands the visitor what the chunk holds.
   void flush() {
     if (n_ == 0) return;
-    if (vec_ != nullptr) {
-      vec_->insert(vec_->end(), buf_, buf_ + n_);
-    } else {
-      (*visit_)(std::span<const uint64_t>(buf_, n_));
-    }
+    visit_(std::span<const uint64_t>(buf_, n_));
     n_ = 0;
   }
 
  private:
-  std::vector<uint64_t>* vec_ = nullptr;
-  const MatchVisitor* visit_ = nullptr;
+  const MatchVisitor& visit_;
   size_t n_ = 0;
   uint64_t buf_[kMatchChunk];
+};
+
+// Owned by the thread that matches one record. Appends straight to the
+// caller's vector (the vector overload of Matcher::match), where a chunk
+// would copy each id twice.
+class VectorOut {
+ public:
+  explicit VectorOut(std::vector<uint64_t>& v) : v_(v) {}
+  void push(uint64_t id) { v_.push_back(id); }
+  void append(const std::vector<uint64_t>& ids) { v_.insert(v_.end(), ids.begin(), ids.end()); }
+  void flush() {}
+
+ private:
+  std::vector<uint64_t>& v_;
 };
 
 }  // namespace clio::matcher::internal

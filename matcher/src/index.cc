@@ -515,10 +515,11 @@ void Index::set_slots(uint32_t queries, uint32_t branches) {
 void Index::add(const Sub& s, bool shared) { impl_->file_sub(s, shared, true); }
 void Index::remove(const Sub& s, bool shared) { impl_->file_sub(s, shared, false); }
 
-// Per-record matching context over one Index.
+// Per-record matching context over one Index, writing to an IdOut or a VectorOut.
+template <typename Out>
 class MatchRun {
  public:
-  MatchRun(const Schema& schema, const Index::Impl& ix, const RecordView& r, IdOut& out, Scratch& sc)
+  MatchRun(const Schema& schema, const Index::Impl& ix, const RecordView& r, Out& out, Scratch& sc)
       : ix_(ix), r_(r), out_(out), sc_(sc), vals_(sc.vals), nums_(sc.nums), schema_(&schema) {
     const size_t n = schema.field_count();
     vals_.resize(n);
@@ -784,14 +785,15 @@ class MatchRun {
 
   const Index::Impl& ix_;
   const RecordView& r_;
-  IdOut& out_;
+  Out& out_;
   Scratch& sc_;
   std::vector<FieldValue>& vals_;
   std::vector<double>& nums_;
   const Schema* schema_;
 };
 
-void MatchRun::run() {
+template <typename Out>
+void MatchRun<Out>::run() {
   // Equality keys, with sorted ranges inside the buckets.
   for (uint32_t spec : ix_.active_specs) {
     std::string& k = sc_.key;
@@ -831,7 +833,8 @@ void MatchRun::run() {
   for (const Entry& e : ix_.always) emit(e);
 }
 
-void Index::match(const Schema& schema, const RecordView& r, IdOut& out) const {
+template <typename Out>
+void Index::match_into(const Schema& schema, const RecordView& r, Out& out) const {
   Scratch& sc = t_scratch;
   if (sc.epoch.size() < impl_->slots) sc.epoch.resize(impl_->slots, 0);
   if (sc.tried.size() < impl_->branch_slots) sc.tried.resize(impl_->branch_slots, 0);
@@ -840,9 +843,16 @@ void Index::match(const Schema& schema, const RecordView& r, IdOut& out) const {
     std::fill(sc.tried.begin(), sc.tried.end(), 0);
     sc.cur = 1;
   }
-  MatchRun run(schema, *impl_, r, out, sc);
+  MatchRun<Out> run(schema, *impl_, r, out, sc);
   run.run();
   out.flush();
 }
+
+void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const {
+  VectorOut to(out);
+  match_into(schema, r, to);
+}
+
+void Index::match(const Schema& schema, const RecordView& r, IdOut& out) const { match_into(schema, r, out); }
 
 }  // namespace clio::matcher::internal

@@ -6,8 +6,7 @@
 //   Index ix;                          // mutated only while no reader uses it
 //   ix.define_source(0, comp);         // planner ops first, then
 //   ix.add(sub, /*shared=*/false);     // the subscription's entries
-//   IdOut out(ids);
-//   ix.match(schema, view, out);       // const, any number of threads
+//   ix.match(schema, view, ids);       // const, any number of threads
 #pragma once
 
 #include <cstdint>
@@ -63,10 +62,15 @@ class Index {
   void add(const Sub& s, bool shared);
   void remove(const Sub& s, bool shared);
 
-  // Writes the ids of the subscriptions `r` matches to `out`, and flushes it.
+  // Appends the ids of the subscriptions `r` matches to `out`.
+  void match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const;
+  // The same, written to `out`, which is flushed before this returns.
   void match(const Schema& schema, const RecordView& r, IdOut& out) const;
 
  private:
+  template <typename Out>
+  void match_into(const Schema& schema, const RecordView& r, Out& out) const;
+  template <typename>
   friend class MatchRun;
   struct Impl;
   std::unique_ptr<Impl> impl_;

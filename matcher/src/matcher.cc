@@ -121,8 +121,10 @@ struct [[gnu::visibility("hidden")]] Matcher::State {
 
   QueryError add(uint64_t id, const Query& query);
   bool remove(uint64_t id);
-  // Matches on the copy readers are on, announced for its duration.
-  void match(const RecordView& record, internal::IdOut& out);
+  // Matches on the copy readers are on, announced for its duration; `Out` is
+  // a std::vector<uint64_t> or an internal::IdOut.
+  template <typename Out>
+  void match(const RecordView& record, Out& out);
 };
 
 QueryError Matcher::State::add(uint64_t id, const Query& query) {
@@ -237,7 +239,8 @@ QueryError Matcher::subscribe(uint64_t id, const Query& query) { return state_->
 
 bool Matcher::unsubscribe(uint64_t id) { return state_->remove(id); }
 
-void Matcher::State::match(const RecordView& record, internal::IdOut& out) {
+template <typename Out>
+void Matcher::State::match(const RecordView& record, Out& out) {
   sample.offer(record);
   const int vi = version.load();
   readers[vi].fetch_add(1);
@@ -249,10 +252,7 @@ void Matcher::State::match(const RecordView& record, internal::IdOut& out) {
   index[lr].match(schema, record, out);
 }
 
-void Matcher::match(const RecordView& record, std::vector<uint64_t>& out) const {
-  internal::IdOut to(out);
-  state_->match(record, to);
-}
+void Matcher::match(const RecordView& record, std::vector<uint64_t>& out) const { state_->match(record, out); }
 
 void Matcher::match(const RecordView& record, const MatchVisitor& visit) const {
   internal::IdOut to(visit);

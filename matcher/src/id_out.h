@@ -1,10 +1,10 @@
-// IdOut and VectorOut: where the index writes a record's matching ids.
-// IdOut is for a caller's visitor (Matcher::match). A fixed chunk on the stack, so the per-id write
+// IdOut: where the index writes a record's matching ids for a caller's
+// visitor (Matcher::match); for the vector overload it writes to the vector. A fixed chunk on the stack, so the per-id write
 // stays in the cache, handed to the visitor whenever it fills and once at the
 // end. Private to clio::matcher.
 //
-//   IdOut out(visit);        // or VectorOut out(ids);
-//   out.push(7);
+//   IdOut out(visit);
+//   out.push_back(7);        // as a std::vector<uint64_t> would take it
 //   out.append(ids_of_a_shared_query);
 //   out.flush();             // before the match leaves the index
 #pragma once
@@ -27,7 +27,7 @@ class IdOut {
   IdOut(const IdOut&) = delete;
   IdOut& operator=(const IdOut&) = delete;
 
-  void push(uint64_t id) {
+  void push_back(uint64_t id) {
     if (n_ == kMatchChunk) flush();
     buf_[n_++] = id;
   }
@@ -54,20 +54,6 @@ class IdOut {
   const MatchVisitor& visit_;
   size_t n_ = 0;
   uint64_t buf_[kMatchChunk];
-};
-
-// Owned by the thread that matches one record. Appends straight to the
-// caller's vector (the vector overload of Matcher::match), where a chunk
-// would copy each id twice.
-class VectorOut {
- public:
-  explicit VectorOut(std::vector<uint64_t>& v) : v_(v) {}
-  void push(uint64_t id) { v_.push_back(id); }
-  void append(const std::vector<uint64_t>& ids) { v_.insert(v_.end(), ids.begin(), ids.end()); }
-  void flush() {}
-
- private:
-  std::vector<uint64_t>& v_;
 };
 
 }  // namespace clio::matcher::internal

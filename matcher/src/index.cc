@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <unordered_map>
 
 #include "id_out.h"
@@ -515,7 +516,8 @@ void Index::set_slots(uint32_t queries, uint32_t branches) {
 void Index::add(const Sub& s, bool shared) { impl_->file_sub(s, shared, true); }
 void Index::remove(const Sub& s, bool shared) { impl_->file_sub(s, shared, false); }
 
-// Per-record matching context over one Index, writing to an IdOut or a VectorOut.
+// Per-record matching context over one Index, writing to an IdOut or straight
+// to a std::vector<uint64_t>.
 template <typename Out>
 class MatchRun {
  public:
@@ -560,7 +562,11 @@ class MatchRun {
 
   void emit_ids(const Branch& b) {
     const auto& ids = ix_.ids[b.sub->slot];
-    out_.append(ids);
+    if constexpr (std::is_same_v<Out, IdOut>) {
+      out_.append(ids);
+    } else {
+      out_.insert(out_.end(), ids.begin(), ids.end());
+    }
   }
 
   void candidate(const Branch& b) {
@@ -583,7 +589,7 @@ class MatchRun {
 
   void emit(const Entry& e) {
     if (e.br == nullptr) {
-      out_.push(e.id);
+      out_.push_back(e.id);
     } else {
       candidate(*e.br);
     }
@@ -591,7 +597,7 @@ class MatchRun {
 
   void emit(uint64_t payload) {
     if ((payload & kVerify) == 0) {
-      out_.push(payload);
+      out_.push_back(payload);
     } else {
       candidate(*ix_.branch_of[payload & ~kVerify]);
     }
@@ -845,12 +851,11 @@ void Index::match_into(const Schema& schema, const RecordView& r, Out& out) cons
   }
   MatchRun<Out> run(schema, *impl_, r, out, sc);
   run.run();
-  out.flush();
+  if constexpr (std::is_same_v<Out, IdOut>) out.flush();
 }
 
 void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const {
-  VectorOut to(out);
-  match_into(schema, r, to);
+  match_into(schema, r, out);
 }
 
 void Index::match(const Schema& schema, const RecordView& r, IdOut& out) const { match_into(schema, r, out); }

@@ -1,12 +1,13 @@
-// IdBuffer: the matching ids of a batch of records, one record after the
-// other, as 32-bit numbers, written as the matcher finds them (the `clio
-// match --queries` visitor). Appending goes around the cache: 16-byte
-// non-temporal stores where the CPU has them, into memory that is never
-// zero-filled, so keeping a record's ~3,000 ids costs little memory traffic
-// and does not evict the index the next match needs.
+// IdBuffer: the matching ids of a batch of records (`clio match --queries`),
+// one record after the other, as 32-bit numbers. Appending goes around the
+// cache: 16-byte non-temporal stores where the CPU has them (four ids a
+// store; 4-byte stores cost about three times as much on the shared
+// workload), into memory that is never zero-filled, so keeping a record's
+// ~3,300 ids costs little memory traffic and does not evict the index the
+// next match needs.
 //
 //   IdBuffer ids;
-//   matcher.match(view, [&ids](std::span<const uint64_t> some) { ids.append(some); });
+//   hot.clear(); matcher.match(view, hot); ids.append(hot);
 //   ids.fence();                       // before reading ids.data()
 //   std::sort(ids.data(), ids.data() + ids.size());
 #pragma once

@@ -4,10 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <unordered_map>
 
-#include "id_out.h"
 #include "keys.h"
 #include "text.h"
 
@@ -516,12 +514,11 @@ void Index::set_slots(uint32_t queries, uint32_t branches) {
 void Index::add(const Sub& s, bool shared) { impl_->file_sub(s, shared, true); }
 void Index::remove(const Sub& s, bool shared) { impl_->file_sub(s, shared, false); }
 
-// Per-record matching context over one Index, writing to an IdOut or straight
-// to a std::vector<uint64_t>.
-template <typename Out>
+// Per-record matching context over one Index.
 class MatchRun {
  public:
-  MatchRun(const Schema& schema, const Index::Impl& ix, const RecordView& r, Out& out, Scratch& sc)
+  MatchRun(const Schema& schema, const Index::Impl& ix, const RecordView& r, std::vector<uint64_t>& out,
+           Scratch& sc)
       : ix_(ix), r_(r), out_(out), sc_(sc), vals_(sc.vals), nums_(sc.nums), schema_(&schema) {
     const size_t n = schema.field_count();
     vals_.resize(n);
@@ -531,7 +528,7 @@ class MatchRun {
       nums_[f] = schema.field(f).type == FieldType::kInt ? static_cast<double>(vals_[f].i) : vals_[f].f;
       if (schema.field(f).type == FieldType::kIp && vals_[f].present) nums_[f] = 0;
     }
-  }
+      }
 
   void run();
 
@@ -562,11 +559,7 @@ class MatchRun {
 
   void emit_ids(const Branch& b) {
     const auto& ids = ix_.ids[b.sub->slot];
-    if constexpr (std::is_same_v<Out, IdOut>) {
-      out_.append(ids);
-    } else {
-      out_.insert(out_.end(), ids.begin(), ids.end());
-    }
+    out_.insert(out_.end(), ids.begin(), ids.end());
   }
 
   void candidate(const Branch& b) {
@@ -791,15 +784,14 @@ class MatchRun {
 
   const Index::Impl& ix_;
   const RecordView& r_;
-  Out& out_;
+  std::vector<uint64_t>& out_;
   Scratch& sc_;
   std::vector<FieldValue>& vals_;
   std::vector<double>& nums_;
   const Schema* schema_;
 };
 
-template <typename Out>
-void MatchRun<Out>::run() {
+void MatchRun::run() {
   // Equality keys, with sorted ranges inside the buckets.
   for (uint32_t spec : ix_.active_specs) {
     std::string& k = sc_.key;
@@ -839,8 +831,7 @@ void MatchRun<Out>::run() {
   for (const Entry& e : ix_.always) emit(e);
 }
 
-template <typename Out>
-void Index::match_into(const Schema& schema, const RecordView& r, Out& out) const {
+void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const {
   Scratch& sc = t_scratch;
   if (sc.epoch.size() < impl_->slots) sc.epoch.resize(impl_->slots, 0);
   if (sc.tried.size() < impl_->branch_slots) sc.tried.resize(impl_->branch_slots, 0);
@@ -849,15 +840,8 @@ void Index::match_into(const Schema& schema, const RecordView& r, Out& out) cons
     std::fill(sc.tried.begin(), sc.tried.end(), 0);
     sc.cur = 1;
   }
-  MatchRun<Out> run(schema, *impl_, r, out, sc);
+  MatchRun run(schema, *impl_, r, out, sc);
   run.run();
-  if constexpr (std::is_same_v<Out, IdOut>) out.flush();
 }
-
-void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const {
-  match_into(schema, r, out);
-}
-
-void Index::match(const Schema& schema, const RecordView& r, IdOut& out) const { match_into(schema, r, out); }
 
 }  // namespace clio::matcher::internal

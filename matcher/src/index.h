@@ -22,8 +22,6 @@
 
 namespace clio::matcher::internal {
 
-class IdOut;
-
 // A compiled RE2::Set over some regex branches of one source. Immutable,
 // shared by both index copies.
 struct RegexChunk {
@@ -62,15 +60,9 @@ class Index {
   void add(const Sub& s, bool shared);
   void remove(const Sub& s, bool shared);
 
-  // Appends the ids of the subscriptions `r` matches to `out`.
   void match(const Schema& schema, const RecordView& r, std::vector<uint64_t>& out) const;
-  // The same, written to `out`, which is flushed before this returns.
-  void match(const Schema& schema, const RecordView& r, IdOut& out) const;
 
  private:
-  template <typename Out>
-  void match_into(const Schema& schema, const RecordView& r, Out& out) const;
-  template <typename>
   friend class MatchRun;
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -14,7 +14,6 @@
 #include <unordered_map>
 
 #include "engine.h"
-#include "id_out.h"
 #include "index.h"
 #include "plan.h"
 #include "sample.h"
@@ -121,10 +120,6 @@ struct [[gnu::visibility("hidden")]] Matcher::State {
 
   QueryError add(uint64_t id, const Query& query);
   bool remove(uint64_t id);
-  // Matches on the copy readers are on, announced for its duration; `Out` is
-  // a std::vector<uint64_t> or an internal::IdOut.
-  template <typename Out>
-  void match(const RecordView& record, Out& out);
 };
 
 QueryError Matcher::State::add(uint64_t id, const Query& query) {
@@ -239,24 +234,17 @@ QueryError Matcher::subscribe(uint64_t id, const Query& query) { return state_->
 
 bool Matcher::unsubscribe(uint64_t id) { return state_->remove(id); }
 
-template <typename Out>
-void Matcher::State::match(const RecordView& record, Out& out) {
-  sample.offer(record);
-  const int vi = version.load();
-  readers[vi].fetch_add(1);
+void Matcher::match(const RecordView& record, std::vector<uint64_t>& out) const {
+  State& s = *state_;
+  s.sample.offer(record);
+  const int vi = s.version.load();
+  s.readers[vi].fetch_add(1);
   struct Leave {
     std::atomic<int64_t>& r;
     ~Leave() { r.fetch_sub(1); }
-  } leave{readers[vi]};
-  const int lr = left_right.load();
-  index[lr].match(schema, record, out);
-}
-
-void Matcher::match(const RecordView& record, std::vector<uint64_t>& out) const { state_->match(record, out); }
-
-void Matcher::match(const RecordView& record, const MatchVisitor& visit) const {
-  internal::IdOut to(visit);
-  state_->match(record, to);
+  } leave{s.readers[vi]};
+  const int lr = s.left_right.load();
+  s.index[lr].match(s.schema, record, out);
 }
 
 AccessExplanation Matcher::explain(const Query& query) const {

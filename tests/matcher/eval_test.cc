@@ -3,7 +3,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -167,40 +166,4 @@ TEST_CASE("a schema without HTTP: the matcher is generic") {
   m.match(v, ids);
   std::sort(ids.begin(), ids.end());
   CHECK(ids == std::vector<uint64_t>{1, 2, 4});
-}
-
-TEST_CASE("match with a visitor hands on the same ids as the vector, each once, in chunks") {
-  // 600 identical queries (one shared entry that stands for 600 ids), 300
-  // exact range entries, and 50 that do not match: more than one chunk.
-  Matcher m(http_schema());
-  uint64_t id = 0;
-  for (int i = 0; i < 600; ++i) REQUIRE(m.subscribe(id++, "status:5xx and method = POST").ok());
-  for (int i = 0; i < 300; ++i) REQUIRE(m.subscribe(id++, "wall_time > " + std::to_string(i)).ok());
-  for (int i = 0; i < 50; ++i) REQUIRE(m.subscribe(id++, "status = " + std::to_string(400 + i)).ok());
-  const Record r = sample();
-  std::vector<uint64_t> want;
-  m.match(HttpRecordView(r), want);
-  std::sort(want.begin(), want.end());
-  REQUIRE(want.size() == 900);
-
-  std::vector<uint64_t> got;
-  std::vector<size_t> chunks;
-  m.match(HttpRecordView(r), [&](std::span<const uint64_t> some) {
-    chunks.push_back(some.size());
-    got.insert(got.end(), some.begin(), some.end());
-  });
-  std::sort(got.begin(), got.end());
-  CHECK(got == want);  // the same ids, none twice
-  CHECK(chunks.size() >= (900 + clio::matcher::kMatchChunk - 1) / clio::matcher::kMatchChunk);
-  for (size_t n : chunks) {
-    CHECK(n > 0);
-    CHECK(n <= clio::matcher::kMatchChunk);
-  }
-
-  Record quiet = r;
-  quiet.status_code = 200;
-  quiet.wall_time = -1;
-  size_t calls = 0;
-  m.match(HttpRecordView(quiet), [&](std::span<const uint64_t>) { ++calls; });
-  CHECK(calls == 0);  // no match: the visitor is never called
 }

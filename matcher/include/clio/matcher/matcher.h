@@ -7,7 +7,6 @@
 //   if (auto e = m.subscribe(7, "status:5xx and host = api"); !e.ok()) report(e);
 //   std::vector<uint64_t> ids;
 //   m.match(view, ids);   // appends 7 if the record matches
-//   m.match(view, [&](std::span<const uint64_t> some) { write(some); });
 //   auto a = m.explain(*matcher::parse("-method:OPTIONS", schema).query);
 //   if (a.every_record) show(a.text);   // "checked on every record: ..."
 #pragma once
@@ -15,9 +14,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,11 +89,6 @@ struct AccessExplanation {
   std::string text;
 };
 
-// Receives a record's matching ids from Matcher::match, a span of at most
-// kMatchChunk ids at a time, valid only during the call.
-using MatchVisitor = std::function<void(std::span<const uint64_t> ids)>;
-constexpr size_t kMatchChunk = 256;
-
 // Safe for concurrent use by multiple threads. match() may run on any number
 // of threads while another thread subscribes and unsubscribes; matching never
 // waits for a subscribe (the index is kept twice and writers switch readers
@@ -123,13 +115,6 @@ class Matcher {
   // Appends to `out` the id of every subscription that matches `record`, each
   // once, in no particular order (sort them if order matters).
   void match(const RecordView& record, std::vector<uint64_t>& out) const;
-  // The same ids, each once over all calls and in no particular order, handed
-  // to `visit` as they are found (zero or more calls, none for no match), so
-  // a caller that writes them out or counts them keeps no list of its own.
-  // `visit` runs while this match holds its place in the index: it must not
-  // subscribe or unsubscribe on this matcher (they wait for matches in
-  // progress, so they would never return).
-  void match(const RecordView& record, const MatchVisitor& visit) const;
 
   // Whether `query` (subscribed or not; parsed with this matcher's schema)
   // would be checked on every record, and why, without subscribing it. The

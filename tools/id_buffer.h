@@ -1,7 +1,7 @@
 // IdBuffer: the matching ids of a batch of records (`clio match --queries`),
 // one record after the other, as 32-bit numbers. Appending goes around the
 // cache: 16-byte non-temporal stores where the CPU has them (four ids a
-// store; 4-byte stores cost about three times as much on the shared
+// store; 4-byte stores cost about 2.5 times as much on the shared
 // workload), into memory that is never zero-filled, so keeping a record's
 // ~3,300 ids costs little memory traffic and does not evict the index the
 // next match needs.

@@ -14,16 +14,12 @@
 // record or file could not be read (reported on stderr, the rest is still
 // processed); 2 a bad query or bad usage.
 #include <time.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +27,7 @@
 #include "clio/matcher/query.h"
 #include "clio/middleware/http_schema.h"
 #include "clio/middleware/record.h"
+#include "id_buffer.h"
 #include "serve.h"
 
 namespace {
@@ -90,40 +87,6 @@ double cpu_seconds() {
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
-
-// The ids of a batch of records, one after the other, as 32-bit query line
-// numbers. Appending goes around the cache (non-temporal stores where the CPU
-// has them) into memory that is never zero-filled, so copying a record's ids
-// out costs little memory traffic and does not evict the index the next
-// match needs.
-class IdBuffer {
- public:
-  size_t size() const { return size_; }
-  uint32_t* data() { return data_.get(); }
-  void clear() { size_ = 0; }
-  void append(const std::vector<uint64_t>& src) {
-    if (size_ + src.size() > capacity_) {
-      const size_t cap = std::max(size_ + src.size(), capacity_ * 2);
-      std::unique_ptr<uint32_t[]> bigger(new uint32_t[cap]);  // not initialised
-      std::copy(data_.get(), data_.get() + size_, bigger.get());
-      data_ = std::move(bigger);
-      capacity_ = cap;
-    }
-#if defined(__x86_64__)
-    auto* out = reinterpret_cast<int*>(data_.get() + size_);
-    for (size_t i = 0; i < src.size(); ++i) _mm_stream_si32(out + i, static_cast<int>(src[i]));
-    _mm_sfence();
-#else
-    std::copy(src.begin(), src.end(), data_.get() + size_);
-#endif
-    size_ += src.size();
-  }
-
- private:
-  std::unique_ptr<uint32_t[]> data_;
-  size_t size_ = 0;
-  size_t capacity_ = 0;
-};
 
 // Records read from the inputs in batches: all of a batch is parsed first,
 // then matched in one tight loop (the benchmark's loop), then printed.
@@ -201,6 +164,8 @@ std::string every_record_json(const clio::matcher::MatcherStats& st) {
   return s + "}";
 }
 
+constexpr size_t kOutChunk = 64 << 10;
+
 void append_number(std::string& out, uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
@@ -258,8 +223,9 @@ int cmd_match(std::vector<std::string> args) {
   }
 
   // Each record is matched into one reused vector, as in matcher_bench, and
-  // its ids are copied out of the cache's way; the loop is timed in thread
-  // CPU time. A batch's ids lie one after the other (ends[k]: past record k's).
+  // its ids are copied out of the cache's way into the batch's IdBuffer; the
+  // loop is timed in thread CPU time. A batch's ids lie one after the other
+  // (ends[k]: past record k's).
   double match_seconds = 0;
   size_t records = 0, matches = 0;
   std::vector<uint64_t> hot;
@@ -276,9 +242,12 @@ int cmd_match(std::vector<std::string> args) {
       ids.append(hot);
       ends[k] = ids.size();
     }
+    ids.fence();
     match_seconds += cpu_seconds() - t0;
     records += b.size;
     matches += ids.size();
+    // Printed in pieces of about kOutChunk bytes, so the text never grows
+    // into a copy of the batch that would push the index out of the cache.
     out.clear();
     for (size_t k = 0; k < b.size; ++k) {
       uint32_t* first = ids.data() + (k == 0 ? 0 : ends[k - 1]);
@@ -296,6 +265,10 @@ int cmd_match(std::vector<std::string> args) {
       } else if (first != last) {
         out += b.lines[k];
         out += '\n';
+      }
+      if (out.size() >= kOutChunk) {
+        std::fwrite(out.data(), 1, out.size(), stdout);
+        out.clear();
       }
     }
     std::fwrite(out.data(), 1, out.size(), stdout);

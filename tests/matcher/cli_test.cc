@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -72,6 +73,22 @@ Run match_queries(const TempDir& d, const std::string& queries, const std::strin
                   const std::string& flags = "") {
   const std::string q = d.file("q.txt", queries), f = d.file("r.jsonl", records);
   return run(d, "match " + flags + "--queries " + quote(q) + " " + quote(f));
+}
+
+// `out` is `count` lines, line i {"record": i, "matches": [matches_of(i)]}.
+void check_match_lines(const std::string& out, int count, const std::function<std::string(int)>& matches_of) {
+  std::istringstream lines(out);
+  std::string line;
+  int i = 0;
+  while (std::getline(lines, line)) {
+    const std::string want = "{\"record\": " + std::to_string(i) + ", \"matches\": [" + matches_of(i) + "]}";
+    if (line != want) {
+      FAIL_CHECK("record " << i << ": " << line.substr(0, 200) << " != " << want.substr(0, 200));
+      break;
+    }
+    ++i;
+  }
+  CHECK(i == count);
 }
 
 const char* kRecords =
@@ -173,21 +190,36 @@ TEST_CASE("clio match --queries over more records than one batch keeps every rec
   }
   Run r = match_queries(d, "path:p3\nstatus:5xx\n", records);
   CHECK(r.status == 0);
-  std::istringstream lines(r.out);
-  std::string line;
-  int i = 0;
-  while (std::getline(lines, line)) {
-    std::string want = "{\"record\": " + std::to_string(i) + ", \"matches\": [";
-    if (i % 7 == 3) want += i % 5 == 0 ? "0, 1" : "0";
-    else if (i % 5 == 0) want += "1";
-    want += "]}";
-    if (line != want) {
-      FAIL_CHECK(line << " != " << want);
-      break;
-    }
-    ++i;
+  check_match_lines(r.out, 2500, [](int i) -> std::string {
+    if (i % 7 == 3) return i % 5 == 0 ? "0, 1" : "0";
+    return i % 5 == 0 ? "1" : "";
+  });
+}
+
+TEST_CASE("clio match --queries lists hundreds of ids per record, exactly, across batches and output pieces") {
+  // Query q < 700 is `wall_time > q`: a record with wall time w matches
+  // 0..w-1. Queries 700..999 are one identical query, matched through one
+  // shared entry. 1,100 records: two batches, several 64 KiB output pieces,
+  // and runs of ids at every alignment of the 16-byte stores.
+  TempDir d;
+  std::string queries, records;
+  for (int q = 0; q < 700; ++q) queries += "wall_time > " + std::to_string(q) + "\n";
+  for (int q = 700; q < 1000; ++q) queries += "method = GET\n";
+  for (int i = 0; i < 1100; ++i) {
+    records += R"({"id":)" + std::to_string(i) + R"(,"method":")" + (i % 3 == 0 ? "GET" : "PUT") +
+               R"(","wall_time":)" + std::to_string(i % 701) + "}\n";
   }
-  CHECK(i == 2500);
+  Run r = match_queries(d, queries, records);
+  CHECK(r.status == 0);
+  check_match_lines(r.out, 1100, [](int i) {
+    std::string ids;
+    auto add = [&](int id) { ids += (ids.empty() ? "" : ", ") + std::to_string(id); };
+    for (int q = 0; q < i % 701; ++q) add(q);
+    if (i % 3 == 0) {
+      for (int q = 700; q < 1000; ++q) add(q);
+    }
+    return ids;
+  });
 }
 
 TEST_CASE("bad records are reported, skipped, and make the exit status 1") {

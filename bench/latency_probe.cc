@@ -53,8 +53,8 @@ LatencyProbe::LatencyProbe(int console_port, const std::string& key, int console
         const double arrival = now_s();
         json env = json::parse(f->payload, nullptr, false);
         if (env.is_discarded() || env.value("t", "") != "msg") continue;
-        json m = json::parse(env["data"].get<std::string>(), nullptr, false);
-        if (m.is_discarded() || m.value("kind", "") != "matches") continue;
+        const json& m = env["data"];
+        if (!m.is_object() || m.value("kind", "") != "matches") continue;
         for (const auto& it : m["items"]) {
           const auto& r = it["record"];
           const double end = r["time"].get<double>() + r["wall_time"].get<double>() / 1000.0;

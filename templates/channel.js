@@ -5,7 +5,7 @@
 // alias goog.appengine.Channel. Wire protocol: channel/PROTOCOL.md.
 //
 //   const ch = new clio.Channel(token, {refreshToken: async () => (await fetchToken()).token});
-//   const sock = ch.open({onmessage: (m) => show(JSON.parse(m.data))});
+//   const sock = ch.open({onmessage: (m) => show(m.data)});
 //   sock.ongap = (lost) => warn(lost === null ? 'some messages lost' : lost + ' lost');
 //   sock.onstatechange = (e) => status(e.state, e.retryInMs);
 //   sock.close();
@@ -26,7 +26,9 @@
 //                 then onclose) when the token expires or is refused.
 //
 // Socket handlers (in open({...}) or as properties): onopen() once, when first
-// connected; onmessage({data}) with the app's message string; onerror({code,
+// connected; onmessage({data}) with the app's message: the string it gave
+// send_message, or the value itself (parsed once, with the frame) for
+// send_json; onerror({code,
 // description}); onclose() once, when the socket is closed for good; ongap(n)
 // n messages lost (null: unknown, after a server restart);
 // onstatechange({state, retryInMs}) with state 'connecting' | 'open' |

@@ -3,8 +3,10 @@
 // reads a WebSocket as fast as its receiver takes the messages, and a stalled
 // reader makes the server drop messages for this page (a gap).
 //
-// The worker parses the console messages, batches "matches" items, and posts
-// them to the page at most every FLUSH_MS; other messages go at once. New
+// The console's messages arrive as values (the hub sends them with send_json,
+// so the channel client parsed them once, with their frame). The worker
+// batches "matches" items and posts them to the page at most every
+// FLUSH_MS; other messages go at once. New
 // tokens come from the page (which owns the session and the CSRF token).
 //
 // Protocol with the page (postMessage):
@@ -35,8 +37,7 @@ function flush() {
 }
 
 function onChannelMessage(m) {
-  let msg;
-  try { msg = JSON.parse(m.data); } catch { return; }
+  const msg = m.data;
   if (!msg || typeof msg !== 'object') return;
   if (msg.kind === 'matches' && Array.isArray(msg.items)) {
     for (const it of msg.items) batch.push(it);

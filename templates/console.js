@@ -526,8 +526,7 @@ function openChannelHere() {
   state.channel = new Channel(state.token, { url: channelUrl(), refreshToken: () => newToken() });
   state.sock = state.channel.open({
     onmessage: (m) => {
-      let msg;
-      try { msg = JSON.parse(m.data); } catch { return; }
+      const msg = m.data;  // a value: parsed once, with its frame
       if (msg && typeof msg === 'object' && msg.kind === 'matches') {
         if (Array.isArray(msg.items)) channelEvents.items(msg.items);
       } else if (msg && typeof msg === 'object') {

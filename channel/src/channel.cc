@@ -63,19 +63,16 @@ Result<Token> ChannelService::Impl::create_channel(const std::string& id, std::c
 ClientState& ChannelService::Impl::new_client_locked(const std::string& id) {
   // A forgotten id starts above every seq it was given, so stale resume
   // points are detected.
-  return clients_.emplace(id, ClientState(next_state_base_)).first->second;
+  return clients_.emplace(id, ClientState(next_state_base_, opt_.replay_max_messages)).first->second;
 }
 
-SendResult ChannelService::Impl::send_message(const std::string& id, std::string message) {
-  if (message.size() > opt_.max_message_bytes) {
-    MutexLock lk(&mu_);
-    ++stats_.rejected;
-    return SendResult::kTooLarge;
-  }
-  // Escape outside the lock; only the seq is filled in under it.
-  std::string tail = R"(,"data":)";
-  proto::append_json_string(tail, message);
-  tail.push_back('}');
+SendResult ChannelService::Impl::refuse(SendResult why) {
+  MutexLock lk(&mu_);
+  ++stats_.rejected;
+  return why;
+}
+
+SendResult ChannelService::Impl::send_data(const std::string& id, std::string data, uint64_t weight) {
   const auto now = steady_now();
   MutexLock lk(&mu_);
   if (stopping_) {
@@ -89,15 +86,15 @@ SendResult ChannelService::Impl::send_message(const std::string& id, std::string
   }
   ClientState& c = it->second;
   const uint64_t seq = c.next_seq++;
-  std::string text;
-  text.reserve(tail.size() + epoch_.size() + 40);
-  text.append(R"({"t":"msg","epoch":")").append(epoch_).append(R"(","seq":)").append(std::to_string(seq));
-  text.append(tail);
+  // Only the seq needs the lock; the data was encoded outside it.
+  std::string text = proto::encode_message(epoch_, seq, data);
   const size_t n = text.size();
   c.ring_bytes += n;
-  c.ring.push_back(RingEntry{seq, now, std::make_shared<const std::string>(std::move(text))});
+  c.ring.push_back(RingEntry{seq, now, std::make_shared<const std::string>(std::move(text)), weight});
   count_locked(c, &MessageCounts::accepted, 1);
   count_locked(c, &MessageCounts::pending, 1);
+  count_locked(c, &MessageCounts::weight_accepted, weight);
+  count_locked(c, &MessageCounts::weight_pending, weight);
   Session* live = c.live();
   if (live) {
     add_backlog_locked(*live, n);
@@ -121,12 +118,12 @@ void ChannelService::Impl::prune_ring_locked(ClientState& c, Clock::time_point n
     const bool behind = live != nullptr && e.seq >= live->cursor;
     if (behind && live->backlog_bytes <= opt_.max_queue_bytes) break;
     const size_t n = e.payload->size();
-    switch (c.ledger.evict(e.seq, behind)) {
+    switch (c.ledger.evict(e.seq, behind, e.weight)) {
       case Ledger::Eviction::kUnsent:
-        settle_locked(c, live ? &MessageCounts::dropped_overflow : &MessageCounts::dropped_window, 1);
+        settle_locked(c, live ? &MessageCounts::dropped_overflow : &MessageCounts::dropped_window, 1, e.weight);
         break;
       case Ledger::Eviction::kAfterDelivery:
-        count_lost_after_delivery_locked(c, 1);
+        count_lost_after_delivery_locked(c, {.messages = 1, .weight = e.weight});
         break;
       case Ledger::Eviction::kNone:
         break;
@@ -150,17 +147,36 @@ void ChannelService::Impl::count_locked(ClientState& c, uint64_t MessageCounts::
   stats_.*field += n;
 }
 
-void ChannelService::Impl::settle_locked(ClientState& c, uint64_t MessageCounts::*kind, uint64_t n) {
+void ChannelService::Impl::settle_locked(ClientState& c, uint64_t MessageCounts::*kind, uint64_t n,
+                                         uint64_t weight) {
   if (n == 0) return;
   count_locked(c, kind, n);
-  if (kind != &MessageCounts::delivered) count_locked(c, &MessageCounts::messages_lost, n);
+  if (kind == &MessageCounts::delivered) {
+    count_locked(c, &MessageCounts::weight_delivered, weight);
+  } else {
+    count_locked(c, &MessageCounts::messages_lost, n);
+    count_locked(c, &MessageCounts::weight_lost, weight);
+  }
   c.counts.pending -= n;
   stats_.pending -= n;
+  c.counts.weight_pending -= weight;
+  stats_.weight_pending -= weight;
 }
 
-void ChannelService::Impl::count_lost_after_delivery_locked(ClientState& c, uint64_t n) {
-  count_locked(c, &MessageCounts::lost_after_delivery, n);
-  count_locked(c, &MessageCounts::messages_lost, n);
+void ChannelService::Impl::discard_unsent_locked(ClientState& c) {
+  // What the ledger has not accounted is all still in the ring: an eviction
+  // accounts what it drops.
+  uint64_t weight = 0;
+  for (auto e = c.ring.rbegin(); e != c.ring.rend() && e->seq > c.ledger.accounted(); ++e) weight += e->weight;
+  settle_locked(c, &MessageCounts::dropped_discarded, c.ledger.discard(c.next_seq - 1), weight);
+}
+
+void ChannelService::Impl::count_lost_after_delivery_locked(ClientState& c, const Ledger::Loss& loss) {
+  count_locked(c, &MessageCounts::lost_after_delivery, loss.messages);
+  count_locked(c, &MessageCounts::messages_lost, loss.messages);
+  count_locked(c, &MessageCounts::weight_lost_after_delivery, loss.weight);
+  count_locked(c, &MessageCounts::weight_lost, loss.weight);
+  count_locked(c, &MessageCounts::lost_unweighed, loss.unweighed);
 }
 
 void ChannelService::Impl::add_backlog_locked(Session& s, size_t n) {
@@ -186,19 +202,7 @@ void ChannelService::Impl::close_locked(Session& s, int code, std::string_view r
   if (s.closing) return;
   s.closing = true;
   release_queued_locked(s);  // its messages stay in the ring for a resume
-  std::string payload;
-  payload.push_back(static_cast<char>((code >> 8) & 0xFF));
-  payload.push_back(static_cast<char>(code & 0xFF));
-  payload.append(reason.substr(0, 120));
-  enqueue_control_locked(s, std::move(payload), MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE);
-}
-
-std::string ChannelService::Impl::gap_json(uint64_t from, uint64_t to, bool known) const {
-  std::string g = R"({"t":"gap","epoch":")" + epoch_ + R"(","from":)" + std::to_string(from) +
-                  R"(,"to":)" + std::to_string(to) + R"(,"lost":)";
-  g += known ? std::to_string(to - from + 1) : "null";
-  g += "}";
-  return g;
+  enqueue_control_locked(s, proto::close_payload(code, reason), MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE);
 }
 
 bool ChannelService::Impl::revoked_locked(const TokenClaims& claims) const {
@@ -208,7 +212,7 @@ bool ChannelService::Impl::revoked_locked(const TokenClaims& claims) const {
 
 void ChannelService::Impl::forget_client_locked(std::unordered_map<std::string, ClientState>::iterator it) {
   ClientState& c = it->second;
-  settle_locked(c, &MessageCounts::dropped_discarded, c.ledger.discard(c.next_seq - 1));
+  discard_unsent_locked(c);
   next_state_base_ = std::max(next_state_base_, c.next_seq);
   clients_.erase(it);
 }
@@ -258,17 +262,32 @@ ChannelStats ChannelService::Impl::stats() const {
   return s;
 }
 
-Result<ClientStats> ChannelService::Impl::client_stats(const std::string& id) const {
-  MutexLock lk(&mu_);
-  auto it = clients_.find(id);
-  if (it == clients_.end()) return Status::NotFound("no channel state for client id '" + id + "'");
-  const ClientState& c = it->second;
+ClientStats ChannelService::Impl::client_stats_locked(const std::string& id, const ClientState& c) {
   ClientStats s;
   static_cast<MessageCounts&>(s) = c.counts;
+  s.client_id = id;
   s.connected = c.session != nullptr;
   s.last_seq = c.next_seq > c.base_seq ? c.next_seq - 1 : 0;
   if (c.session) s.queued_bytes = c.session->backlog_bytes + c.session->control_bytes;
   return s;
+}
+
+Result<ClientStats> ChannelService::Impl::client_stats(const std::string& id) const {
+  MutexLock lk(&mu_);
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return Status::NotFound("no channel state for client id '" + id + "'");
+  return client_stats_locked(id, it->second);
+}
+
+std::vector<ClientStats> ChannelService::Impl::all_client_stats() const {
+  std::vector<ClientStats> out;
+  {
+    MutexLock lk(&mu_);
+    out.reserve(clients_.size());
+    for (const auto& [id, c] : clients_) out.push_back(client_stats_locked(id, c));
+  }
+  std::sort(out.begin(), out.end(), [](const ClientStats& a, const ClientStats& b) { return a.client_id < b.client_id; });
+  return out;
 }
 
 void ChannelService::Impl::disconnect(const std::string& id, DisconnectReason reason) {
@@ -285,7 +304,7 @@ void ChannelService::Impl::disconnect(const std::string& id, DisconnectReason re
     }
   }
   if (reason == DisconnectReason::kRevoked) {
-    settle_locked(c, &MessageCounts::dropped_discarded, c.ledger.discard(c.next_seq - 1));
+    discard_unsent_locked(c);
     c.ring.clear();
     c.ring_bytes = 0;
   }
@@ -311,9 +330,7 @@ void ChannelService::Impl::shutdown() {
       stopping_ = true;
       for (auto& [conn, s] : sessions_) close_locked(*s, proto::kShuttingDown, "server shutting down");
       // Nothing unsent will be sent now: the epoch ends with the process.
-      for (auto& [id, c] : clients_) {
-        settle_locked(c, &MessageCounts::dropped_discarded, c.ledger.discard(c.next_seq - 1));
-      }
+      for (auto& [id, c] : clients_) discard_unsent_locked(c);
     }
     event_exit_ = true;
     event_cv_.SignalAll();
@@ -355,7 +372,13 @@ Result<Token> ChannelService::create_channel(const std::string& id, std::chrono:
   return impl_->create_channel(id, d);
 }
 SendResult ChannelService::send_message(const std::string& id, std::string m) {
-  return impl_->send_message(id, std::move(m));
+  if (m.size() > impl_->max_message_bytes()) return impl_->refuse(SendResult::kTooLarge);
+  return impl_->send_data(id, proto::text_data(m), 1);
+}
+SendResult ChannelService::send_json(const std::string& id, std::string json, uint64_t weight) {
+  if (json.size() > impl_->max_message_bytes()) return impl_->refuse(SendResult::kTooLarge);
+  if (!proto::validate_json_value(json).ok()) return impl_->refuse(SendResult::kInvalid);
+  return impl_->send_data(id, std::move(json), weight);
 }
 bool ChannelService::is_connected(const std::string& id) const { return impl_->is_connected(id); }
 bool ChannelService::has_client(const std::string& id) const { return impl_->has_client(id); }
@@ -364,6 +387,7 @@ size_t ChannelService::session_limit() const { return impl_->session_limit(); }
 std::vector<std::string> ChannelService::connected_clients() const { return impl_->connected_clients(); }
 ChannelStats ChannelService::stats() const { return impl_->stats(); }
 Result<ClientStats> ChannelService::client_stats(const std::string& id) const { return impl_->client_stats(id); }
+std::vector<ClientStats> ChannelService::all_client_stats() const { return impl_->all_client_stats(); }
 std::string ChannelService::epoch() const { return impl_->epoch(); }
 void ChannelService::disconnect(const std::string& id, DisconnectReason r) { impl_->disconnect(id, r); }
 void ChannelService::shutdown() { impl_->shutdown(); }
@@ -376,6 +400,7 @@ const char* to_string(SendResult r) {
     case SendResult::kTooLarge: return "too_large";
     case SendResult::kNoSuchClient: return "no_such_client";
     case SendResult::kDropped: return "dropped";
+    case SendResult::kInvalid: return "invalid";
   }
   return "unknown";
 }

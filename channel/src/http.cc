@@ -3,6 +3,7 @@
 // script, set up to find this service.
 #include <cstring>
 
+#include "clio/base/json_text.h"
 #include "clio/templates/assets.h"
 #include "impl.h"
 
@@ -26,7 +27,7 @@ std::string probe_json(bool ok, const std::string& error) {
   j += ok ? "true" : "false";
   if (!error.empty()) {
     j += R"(,"error":)";
-    proto::append_json_string(j, error);
+    append_json_string(j, error);
   }
   return j + "}";
 }
@@ -40,7 +41,7 @@ std::string make_client_script(const std::string& path) {
   const size_t at = script.find(kServedPathMarker);
   if (at == std::string::npos) return {};
   std::string quoted;
-  proto::append_json_string(quoted, path);
+  append_json_string(quoted, path);
   script.replace(at, kServedPathMarker.size(), quoted);
   return script;
 }

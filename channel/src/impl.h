@@ -64,6 +64,7 @@ struct RingEntry {
   uint64_t seq;
   Clock::time_point at;
   Payload payload;
+  uint64_t weight;  // see MessageCounts::weight_accepted
 };
 
 // Const methods are thread-safe, non-const methods need external
@@ -112,8 +113,9 @@ struct Session {
 // client id: the seq counter, the replay ring, the current session and the
 // accounting of its messages.
 struct ClientState {
-  explicit ClientState(uint64_t first_seq)
-      : base_seq(first_seq), next_seq(first_seq), written_hw(first_seq - 1), ledger(first_seq) {}
+  // `max_weighed`: see Ledger.
+  ClientState(uint64_t first_seq, size_t max_weighed)
+      : base_seq(first_seq), next_seq(first_seq), written_hw(first_seq - 1), ledger(first_seq, max_weighed) {}
 
   uint64_t base_seq;    // first seq this state assigned
   uint64_t next_seq;    // seq of the next message
@@ -139,7 +141,10 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   std::string client_script() const;
   Status serve_client(mg_context* ctx, const std::string& uri);
   Result<Token> create_channel(const std::string& id, std::chrono::seconds duration);
-  SendResult send_message(const std::string& id, std::string message);
+  // Accepts a message whose data (protocol::text_data, or validated JSON)
+  // is already encoded.
+  SendResult send_data(const std::string& id, std::string data, uint64_t weight);
+  SendResult refuse(SendResult why);
   bool is_connected(const std::string& id) const;
   bool has_client(const std::string& id) const;
   size_t session_count() const;
@@ -147,6 +152,7 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   std::vector<std::string> connected_clients() const;
   ChannelStats stats() const;
   Result<ClientStats> client_stats(const std::string& id) const;
+  std::vector<ClientStats> all_client_stats() const;
   void disconnect(const std::string& id, DisconnectReason reason);
   void shutdown();
   // True once every session has closed (after shutdown and mg_stop).
@@ -154,6 +160,7 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   void housekeeping_for_test() CLIO_EXCLUDES(mu_);
 
   const std::string& epoch() const { return epoch_; }
+  size_t max_message_bytes() const { return opt_.max_message_bytes; }
 
   // CivetWeb callbacks (session.cc, http.cc).
   int on_connect(const mg_connection* c);
@@ -194,15 +201,18 @@ class [[gnu::visibility("hidden")]] ChannelService::Impl {
   void start_session_locked(Session& s, ClientState& c, const protocol::Offer& offer) CLIO_REQUIRES(mu_);
   // Accounting: `field` of c.counts and of the totals grows by n.
   void count_locked(ClientState& c, uint64_t MessageCounts::*field, uint64_t n) CLIO_REQUIRES(mu_);
-  // n messages never accounted before are now delivered, or lost as `kind`.
-  void settle_locked(ClientState& c, uint64_t MessageCounts::*kind, uint64_t n) CLIO_REQUIRES(mu_);
-  void count_lost_after_delivery_locked(ClientState& c, uint64_t n) CLIO_REQUIRES(mu_);
+  // n messages weighing `weight` in all, never accounted before, are now
+  // delivered, or lost as `kind`.
+  void settle_locked(ClientState& c, uint64_t MessageCounts::*kind, uint64_t n, uint64_t weight) CLIO_REQUIRES(mu_);
+  // Discards every message of c not accounted yet (revoked, forgotten, shut down).
+  void discard_unsent_locked(ClientState& c) CLIO_REQUIRES(mu_);
+  void count_lost_after_delivery_locked(ClientState& c, const Ledger::Loss& loss) CLIO_REQUIRES(mu_);
+  static ClientStats client_stats_locked(const std::string& id, const ClientState& c);
   // Appends the next batch for `s` to `buf` (control frames, then messages);
   // returns the number of frames, and whether a close frame ended it.
   size_t take_batch_locked(Session& s, std::string& buf, bool& wrote_close) CLIO_REQUIRES(mu_);
   // Whether the sender of `s` has a frame to write or must stop.
   bool sender_has_work_locked(const Session& s) CLIO_REQUIRES(mu_);
-  std::string gap_json(uint64_t from, uint64_t to, bool known) const;
 
   // The time of opt_.clock (the real clock by default), which every expiry
   // and timeout decision reads. The event thread's wake-ups and the waits

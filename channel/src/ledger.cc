@@ -10,7 +10,7 @@ bool Ledger::deliver(uint64_t seq) {
   return true;
 }
 
-Ledger::Eviction Ledger::evict(uint64_t seq, bool behind) {
+Ledger::Eviction Ledger::evict(uint64_t seq, bool behind, uint64_t weight) {
   if (seq > accounted_) {
     accounted_ = seq;
     add_lost(seq, seq);
@@ -22,10 +22,14 @@ Ledger::Eviction Ledger::evict(uint64_t seq, bool behind) {
     add_lost(seq, seq);
     return Eviction::kAfterDelivery;
   }
+  if (seq > confirmed_ && max_weighed_ > 0) {
+    if (weighed_.size() == max_weighed_) weighed_.pop_front();
+    weighed_.push_back(Weighed{seq, weight});
+  }
   return Eviction::kNone;
 }
 
-uint64_t Ledger::resume(uint64_t client_seq, uint64_t ring_first) {
+Ledger::Loss Ledger::resume(uint64_t client_seq, uint64_t ring_first) {
   // Positions only move forward: a client that goes back to an earlier one
   // is not counted again.
   const uint64_t pos = std::min(client_seq, accounted_);
@@ -33,12 +37,23 @@ uint64_t Ledger::resume(uint64_t client_seq, uint64_t ring_first) {
     confirmed_ = pos;
     while (!runs_.empty() && runs_.front().to <= confirmed_) runs_.pop_front();
     if (!runs_.empty() && runs_.front().from <= confirmed_) runs_.front().from = confirmed_ + 1;
+    while (!weighed_.empty() && weighed_.front().seq <= confirmed_) weighed_.pop_front();
   }
-  if (ring_first == 0) return 0;
+  if (ring_first == 0) return {};
   const uint64_t hi = std::min(ring_first - 1, accounted_);
-  if (hi <= confirmed_) return 0;
+  if (hi <= confirmed_) return {};
   const uint64_t lo = confirmed_ + 1;
-  const uint64_t delivered = (hi - lo + 1) - lost_within(lo, hi);
+  Loss loss;
+  loss.messages = (hi - lo + 1) - lost_within(lo, hi);
+  // Every remembered seq is above confirmed_ and was delivered: those up to
+  // hi are lost ones.
+  uint64_t weighed = 0;
+  while (!weighed_.empty() && weighed_.front().seq <= hi) {
+    loss.weight += weighed_.front().weight;
+    weighed_.pop_front();
+    ++weighed;
+  }
+  loss.unweighed = loss.messages - weighed;
   // All of lo..hi is lost now: one run replaces those inside it.
   std::deque<Run> rest;
   for (const Run& r : runs_) {
@@ -47,7 +62,7 @@ uint64_t Ledger::resume(uint64_t client_seq, uint64_t ring_first) {
   runs_.clear();
   runs_.push_back(Run{lo, hi});
   for (const Run& r : rest) runs_.push_back(r);
-  return delivered;
+  return loss;
 }
 
 uint64_t Ledger::discard(uint64_t last) {

@@ -7,8 +7,8 @@
 //
 //   Ledger l(first_seq);
 //   l.deliver(seq);                      // the sender took seq for writing
-//   l.evict(seq, behind);                // the ring dropped seq
-//   uint64_t n = l.resume(last, first);  // a client resumed after `last`
+//   l.evict(seq, behind, weight);        // the ring dropped seq
+//   Ledger::Loss n = l.resume(last, first);  // a client resumed after `last`
 #pragma once
 
 #include <cstddef>
@@ -26,7 +26,10 @@ namespace clio::channel {
 // it had when it resumed), so a later resume does not count them again.
 class Ledger {
  public:
-  explicit Ledger(uint64_t first_seq) : accounted_(first_seq - 1), confirmed_(first_seq - 1) {}
+  // `max_weighed`: how many delivered messages gone from the ring the ledger
+  // remembers the weight of (see resume).
+  explicit Ledger(uint64_t first_seq, size_t max_weighed = 1024)
+      : accounted_(first_seq - 1), confirmed_(first_seq - 1), max_weighed_(max_weighed) {}
 
   // What an eviction meant.
   enum class Eviction { kNone, kUnsent, kAfterDelivery };
@@ -39,12 +42,23 @@ class Ledger {
   // kUnsent: never delivered, now lost. kAfterDelivery: delivered to an
   // earlier connection the client did not read, now lost. kNone: delivered
   // and, as far as is known, received.
-  Eviction evict(uint64_t seq, bool behind);
+  // `weight` is the message's (MessageCounts::weight_accepted); a delivered
+  // one (kNone) above the client's position is remembered in case a resume
+  // shows it lost.
+  Eviction evict(uint64_t seq, bool behind, uint64_t weight = 0);
+  // Messages and their weight in all.
+  struct Loss {
+    uint64_t messages = 0;
+    uint64_t weight = 0;
+    uint64_t unweighed = 0;  // of the messages, those whose weight was forgotten
+  };
   // A client resumed and said it has everything through `client_seq`; the
   // ring now starts at `ring_first`. The resume gap covers the seqs below
   // ring_first the client lacks; returns how many of them had been counted
-  // delivered (now also lost).
-  uint64_t resume(uint64_t client_seq, uint64_t ring_first);
+  // delivered (now also lost), and their weight: exact for those among the
+  // last max_weighed delivered evictions above the client's previous
+  // position, and the older ones are counted as unweighed.
+  Loss resume(uint64_t client_seq, uint64_t ring_first);
   // Seqs accounted() + 1 .. `last` are discarded without being sent (revoked,
   // forgotten, shut down); returns how many.
   uint64_t discard(uint64_t last);
@@ -65,6 +79,13 @@ class Ledger {
   uint64_t accounted_;
   uint64_t confirmed_;
   std::deque<Run> runs_;  // ascending, disjoint, all in (confirmed_, accounted_]
+  // Delivered seqs gone from the ring, above confirmed_, with their
+  // weights: ascending, at most max_weighed_ (the oldest go).
+  struct Weighed {
+    uint64_t seq, weight;
+  };
+  std::deque<Weighed> weighed_;
+  size_t max_weighed_;
 };
 
 }  // namespace clio::channel

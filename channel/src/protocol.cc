@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clio/base/json_text.h"
+
 namespace clio::channel::protocol {
 namespace {
 
@@ -21,26 +23,91 @@ bool is_hex(std::string_view s) {
   return true;
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t cp;
-  if (b0 < 0x80) return 1;
-  if ((b0 & 0xE0) == 0xC0) { n = 2; cp = b0 & 0x1F; }
-  else if ((b0 & 0xF0) == 0xE0) { n = 3; cp = b0 & 0x0F; }
-  else if ((b0 & 0xF8) == 0xF0) { n = 4; cp = b0 & 0x07; }
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b & 0x3F);
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_hex_digit(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// Scanners for validate_json_value: each starts at s[i] and returns the
+// offset just past what it accepted, or npos.
+constexpr size_t kBad = std::string_view::npos;
+
+size_t scan_string(std::string_view s, size_t i) {
+  if (i >= s.size() || s[i] != '"') return kBad;
+  ++i;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"') return i + 1;
+    if (c < 0x20) return kBad;
+    if (c == '\\') {
+      if (i + 1 >= s.size()) return kBad;
+      const char e = s[i + 1];
+      if (e == 'u') {
+        if (i + 6 > s.size()) return kBad;
+        for (size_t k = 2; k < 6; ++k) {
+          if (!is_hex_digit(s[i + k])) return kBad;
+        }
+        i += 6;
+      } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+        i += 2;
+      } else {
+        return kBad;
+      }
+    } else if (c >= 0x80) {
+      const size_t n = utf8_sequence_length(s, i);
+      if (n == 0) return kBad;
+      i += n;
+    } else {
+      ++i;
+    }
   }
-  // Overlong forms, surrogates and values past U+10FFFF are invalid.
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)) return 0;
-  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-  return n;
+  return kBad;
+}
+
+size_t scan_digits(std::string_view s, size_t i) {
+  const size_t start = i;
+  while (i < s.size() && is_digit(s[i])) ++i;
+  return i == start ? kBad : i;
+}
+
+size_t scan_number(std::string_view s, size_t i) {
+  if (i < s.size() && s[i] == '-') ++i;
+  if (i < s.size() && s[i] == '0') {
+    ++i;
+  } else if ((i = scan_digits(s, i)) == kBad) {
+    return kBad;
+  }
+  if (i < s.size() && s[i] == '.' && (i = scan_digits(s, i + 1)) == kBad) return kBad;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    if ((i = scan_digits(s, i)) == kBad) return kBad;
+  }
+  return i;
+}
+
+size_t scan_scalar(std::string_view s, size_t i) {
+  if (i >= s.size()) return kBad;
+  switch (s[i]) {
+    case '"': return scan_string(s, i);
+    case 't': return s.substr(i, 4) == "true" ? i + 4 : kBad;
+    case 'f': return s.substr(i, 5) == "false" ? i + 5 : kBad;
+    case 'n': return s.substr(i, 4) == "null" ? i + 4 : kBad;
+    default: return scan_number(s, i);
+  }
+}
+
+size_t skip_ws(std::string_view s, size_t i) {
+  while (i < s.size() && is_ws(s[i])) ++i;
+  return i;
+}
+
+// An object member's key and colon, and the whitespace after them.
+size_t scan_key(std::string_view s, size_t i) {
+  i = scan_string(s, i);
+  if (i == kBad) return kBad;
+  i = skip_ws(s, i);
+  if (i >= s.size() || s[i] != ':') return kBad;
+  return skip_ws(s, i + 1);
 }
 
 }  // namespace
@@ -99,47 +166,64 @@ Result<ClientFrame> parse_client_frame(std::string_view text, size_t max_bytes) 
   return f;
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    // Copy the longest run that needs no escaping in one go.
-    size_t j = i;
-    while (j < s.size()) {
-      const auto c = static_cast<unsigned char>(s[j]);
-      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-      ++j;
-    }
-    out.append(s.data() + i, j - i);
-    i = j;
-    if (i == s.size()) break;
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out.append("\xEF\xBF\xBD");  // U+FFFD
+Status validate_json_value(std::string_view s) {
+  auto bad = [](size_t at, const char* what) {
+    return Status::InvalidArgument(std::string("not a JSON value: ") + what + " at byte " + std::to_string(at));
+  };
+  char open[kMaxJsonDepth];  // the containers around s[i]: '{' or '['
+  size_t depth = 0;
+  size_t i = skip_ws(s, 0);
+  for (;;) {
+    // A value starts at s[i]; an object member's key and colon are behind.
+    if (i < s.size() && (s[i] == '{' || s[i] == '[')) {
+      if (depth == kMaxJsonDepth) return bad(i, "nested too deep");
+      const char close = s[i] == '{' ? '}' : ']';
+      open[depth++] = s[i];
+      i = skip_ws(s, i + 1);
+      if (i < s.size() && s[i] == close) {
+        --depth;
         ++i;
       } else {
-        out.append(s.data() + i, n);
-        i += n;
+        if (open[depth - 1] == '{') {
+          const size_t value = scan_key(s, i);
+          if (value == kBad) return bad(i, "expected a string key and ':'");
+          i = value;
+        }
+        continue;
       }
-      continue;
+    } else {
+      const size_t end = scan_scalar(s, i);
+      if (end == kBad) return bad(i, "expected a value");
+      i = end;
     }
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        out.append("\\u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
+    // After a value: close containers, or go on to the next element.
+    for (;;) {
+      i = skip_ws(s, i);
+      if (depth == 0) return i == s.size() ? Status::Ok() : bad(i, "text after the value");
+      if (i >= s.size()) return bad(i, "unexpected end");
+      const char close = open[depth - 1] == '{' ? '}' : ']';
+      if (s[i] == close) {
+        --depth;
+        ++i;
+        continue;
+      }
+      if (s[i] != ',') return bad(i, "expected ',' or a closing bracket");
+      i = skip_ws(s, i + 1);
+      if (open[depth - 1] == '{') {
+        const size_t value = scan_key(s, i);
+        if (value == kBad) return bad(i, "expected a string key and ':'");
+        i = value;
+      }
+      break;
     }
-    ++i;
   }
-  out.push_back('"');
+}
+
+std::string text_data(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  append_json_string(out, text);
+  return out;
 }
 
 std::string encode_message(std::string_view epoch, uint64_t seq, std::string_view data) {
@@ -147,9 +231,57 @@ std::string encode_message(std::string_view epoch, uint64_t seq, std::string_vie
   out.reserve(data.size() + epoch.size() + 48);
   out.append(R"({"t":"msg","epoch":")").append(epoch).append(R"(","seq":)");
   out.append(std::to_string(seq)).append(R"(,"data":)");
-  append_json_string(out, data);
+  out.append(data);
   out.push_back('}');
   return out;
+}
+
+std::string encode_gap(std::string_view epoch, uint64_t from, uint64_t to, bool known) {
+  std::string g = R"({"t":"gap","epoch":")";
+  g.append(epoch).append(R"(","from":)").append(std::to_string(from));
+  g.append(R"(,"to":)").append(std::to_string(to)).append(R"(,"lost":)");
+  g.append(known ? std::to_string(to - from + 1) : "null");
+  g.push_back('}');
+  return g;
+}
+
+std::string encode_epoch_gap(std::string_view epoch) {
+  std::string g = R"({"t":"gap","epoch":")";
+  g.append(epoch).append(R"(","from":null,"to":null,"lost":null,"reason":"epoch"})");
+  return g;
+}
+
+std::string encode_welcome(const Welcome& w) {
+  std::string out = R"({"t":"welcome","epoch":")";
+  out.append(w.epoch).append(R"(","client_id":)");
+  append_json_string(out, w.client_id);
+  out += R"(,"seq":)" + std::to_string(w.seq) + R"(,"resumed":)" + (w.resumed ? "true" : "false") +
+         R"(,"expires_at":)" + std::to_string(w.expires_at) + R"(,"now":)" + std::to_string(w.now) +
+         R"(,"heartbeat_ms":)" + std::to_string(w.heartbeat_ms) +
+         R"(,"heartbeat_timeout_ms":)" + std::to_string(w.heartbeat_timeout_ms) +
+         R"(,"max_message_bytes":)" + std::to_string(w.max_message_bytes) + "}";
+  return out;
+}
+
+std::string encode_refreshed(int64_t expires_at) {
+  return R"({"t":"refreshed","expires_at":)" + std::to_string(expires_at) + "}";
+}
+
+std::string encode_error(std::string_view code, std::string_view message) {
+  std::string out = R"({"t":"error","code":)";
+  append_json_string(out, code);
+  out += R"(,"message":)";
+  append_json_string(out, message);
+  out.push_back('}');
+  return out;
+}
+
+std::string close_payload(int code, std::string_view reason) {
+  std::string payload;
+  payload.push_back(static_cast<char>((code >> 8) & 0xFF));
+  payload.push_back(static_cast<char>(code & 0xFF));
+  payload.append(reason.substr(0, 120));
+  return payload;
 }
 
 void append_frame_header(std::string& out, int opcode, uint64_t len) {

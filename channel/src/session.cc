@@ -115,7 +115,7 @@ void ChannelService::Impl::start_session_locked(Session& s, ClientState& c, cons
     from = offer.seq + 1;
     if (from < c.base_seq) {
       // This client id's state was forgotten since: how much it missed then is unknown.
-      pre.push_back(gap_json(from, c.base_seq - 1, false));
+      pre.push_back(proto::encode_gap(epoch_, from, c.base_seq - 1, false));
       from = c.base_seq;
     }
     // A client cannot hold what was never sent: clamp a position from the future.
@@ -124,19 +124,21 @@ void ChannelService::Impl::start_session_locked(Session& s, ClientState& c, cons
     count_lost_after_delivery_locked(c, c.ledger.resume(offer.seq, c.ring_first()));
   } else if (offer.has_resume) {
     // The server restarted: whatever the old epoch still held is gone.
-    pre.push_back(R"({"t":"gap","epoch":")" + epoch_ + R"(","from":null,"to":null,"lost":null,"reason":"epoch"})");
+    pre.push_back(proto::encode_epoch_gap(epoch_));
     from = c.base_seq;
   } else {
     // A first connection gets what no earlier connection was handed.
     from = c.written_hw + 1;
   }
-  std::string w = R"({"t":"welcome","epoch":")" + epoch_ + R"(","client_id":)";
-  proto::append_json_string(w, s.client_id);
-  w += R"(,"seq":)" + std::to_string(from - 1) + R"(,"resumed":)" + (resumed ? "true" : "false") +
-       R"(,"expires_at":)" + std::to_string(s.expires_at) + R"(,"now":)" + std::to_string(unix_seconds()) +
-       R"(,"heartbeat_ms":)" + std::to_string(opt_.heartbeat_interval.count()) +
-       R"(,"heartbeat_timeout_ms":)" + std::to_string(opt_.heartbeat_timeout.count()) +
-       R"(,"max_message_bytes":)" + std::to_string(opt_.max_message_bytes) + "}";
+  std::string w = proto::encode_welcome({.epoch = epoch_,
+                                         .client_id = s.client_id,
+                                         .seq = from - 1,
+                                         .resumed = resumed,
+                                         .expires_at = s.expires_at,
+                                         .now = unix_seconds(),
+                                         .heartbeat_ms = opt_.heartbeat_interval.count(),
+                                         .heartbeat_timeout_ms = opt_.heartbeat_timeout.count(),
+                                         .max_message_bytes = opt_.max_message_bytes});
   enqueue_control_locked(s, std::move(w));
   for (std::string& g : pre) {
     ++stats_.gaps_reported;
@@ -276,14 +278,12 @@ int ChannelService::Impl::on_data(mg_connection* conn, int bits, char* data, siz
     std::string reply;
     if (claims.ok() && claims->client_id == s->client_id && !revoked_locked(*claims)) {
       s->expires_at = std::max(s->expires_at, claims->expires_at);
-      reply = R"({"t":"refreshed","expires_at":)" + std::to_string(s->expires_at) + "}";
+      reply = proto::encode_refreshed(s->expires_at);
     } else {
       std::string why = claims.ok() ? (claims->client_id != s->client_id ? "token is for another client id"
                                                                           : "token revoked")
                                     : claims.status().message();
-      reply = R"({"t":"error","code":"refresh_rejected","message":)";
-      proto::append_json_string(reply, why);
-      reply += "}";
+      reply = proto::encode_error("refresh_rejected", why);
     }
     enqueue_control_locked(*s, std::move(reply));
   }
@@ -358,7 +358,7 @@ size_t ChannelService::Impl::take_batch_locked(Session& s, std::string& buf, boo
   const uint64_t first = c->ring_first();
   if (s.cursor < first && s.cursor < c->next_seq) {
     // Gone from the ring before this session wrote them (already counted).
-    const std::string g = gap_json(s.cursor, first - 1, true);
+    const std::string g = proto::encode_gap(epoch_, s.cursor, first - 1, true);
     proto::append_frame_header(buf, MG_WEBSOCKET_OPCODE_TEXT, g.size());
     buf.append(g);
     ++stats_.gaps_reported;
@@ -371,7 +371,7 @@ size_t ChannelService::Impl::take_batch_locked(Session& s, std::string& buf, boo
     proto::append_frame_header(buf, MG_WEBSOCKET_OPCODE_TEXT, n);
     buf.append(*e.payload);
     ++frames;
-    if (c->ledger.deliver(e.seq)) settle_locked(*c, &MessageCounts::delivered, 1);
+    if (c->ledger.deliver(e.seq)) settle_locked(*c, &MessageCounts::delivered, 1, e.weight);
     if (e.seq <= s.replay_end) count_locked(*c, &MessageCounts::replayed, 1);
     c->written_hw = std::max(c->written_hw, e.seq);
     s.backlog_bytes -= n;
@@ -459,7 +459,7 @@ void ChannelService::Impl::housekeeping_locked() {
     } else if (!s->writing && s->control.empty() && s->backlog_bytes == 0 &&
                now - s->last_send >= opt_.heartbeat_interval) {
       s->last_send = now;
-      enqueue_control_locked(*s, R"({"t":"hb"})");
+      enqueue_control_locked(*s, std::string(proto::kHeartbeatFrame));
     }
   }
   for (auto it = clients_.begin(); it != clients_.end();) {

@@ -28,16 +28,15 @@ void send_matches(channel::ChannelService& channel, const std::string& client_id
       ++i;
     }
     msg += "]}";
-    if (channel::accepted(channel.send_message(client_id, std::move(msg)))) {
-      counters.delivered.fetch_add(pairs, std::memory_order_relaxed);
-    } else {
-      counters.dropped.fetch_add(pairs, std::memory_order_relaxed);
+    counters.pairs.fetch_add(pairs, std::memory_order_relaxed);
+    if (!channel::accepted(channel.send_json(client_id, std::move(msg), pairs))) {
+      counters.refused.fetch_add(pairs, std::memory_order_relaxed);
     }
   }
 }
 
 void send_notice(channel::ChannelService& channel, const std::string& client_id, const nlohmann::json& notice) {
-  channel.send_message(client_id, notice.dump());
+  channel.send_json(client_id, notice.dump(), /*weight=*/0);
 }
 
 }  // namespace clio::console

@@ -274,7 +274,6 @@ void Dispatcher::dispatch_records(std::vector<std::unique_ptr<Record>>& taken, c
   std::unordered_map<std::string, std::vector<uint64_t>> by_client;
   std::vector<uint64_t> ids;
   std::string record_json;
-  uint64_t matched = 0;
   for (const auto& r : records) {
     ids.clear();
     matcher_.match(HttpRecordView(*r), ids);
@@ -286,13 +285,11 @@ void Dispatcher::dispatch_records(std::vector<std::unique_ptr<Record>>& taken, c
       if (it == subs_.end()) continue;
       it->second->matches.fetch_add(1, std::memory_order_relaxed);
       by_client[it->second->client_id].push_back(id);
-      ++matched;
     }
     record_json.clear();
     append_json(*r, record_json);
     for (auto& [client, sub_ids] : by_client) out[client].push_back({match_item(sub_ids, record_json), sub_ids.size()});
   }
-  matched_.fetch_add(matched, std::memory_order_relaxed);
   for (RecordChunk& c : chunks) deps_.store.append_chunk(std::move(c));
   if (deps_.jsonl) deps_.jsonl->post(owner);
   for (const auto& [client, items] : out) send_matches(deps_.channel, client, items, deps_.delivery);

@@ -81,7 +81,6 @@ class Dispatcher {
   // The highest id dispatched (all records up to it are in the ring or gone from it).
   uint64_t last_id() const { return last_id_.load(std::memory_order_acquire); }
   uint64_t dispatched() const { return dispatched_.load(std::memory_order_acquire); }
-  uint64_t matched() const { return matched_.load(std::memory_order_relaxed); }
   uint64_t gaps() const { return gaps_.load(std::memory_order_relaxed); }
   uint64_t records_lost() const { return records_lost_.load(std::memory_order_relaxed); }
   std::vector<InstanceStats> instances() const;
@@ -127,7 +126,7 @@ class Dispatcher {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> paused_{false}, pause_acked_{false};
-  std::atomic<uint64_t> last_id_{0}, dispatched_{0}, matched_{0}, gaps_{0}, records_lost_{0};
+  std::atomic<uint64_t> last_id_{0}, dispatched_{0}, gaps_{0}, records_lost_{0};
 };
 
 }  // namespace clio::console

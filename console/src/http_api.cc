@@ -514,16 +514,31 @@ int HttpApi::stats(mg_connection* conn) {
                          {"dropped", i.dropped},
                          {"last_seen", i.last_seen}});
   }
+  json consoles = json::array();
+  for (const ConsoleDelivery& c : s.consoles) {
+    consoles.push_back({{"client_id", c.client_id},
+                        {"connected", c.connected},
+                        {"delivered", c.delivered},
+                        {"dropped", c.dropped},
+                        {"pending", c.pending},
+                        {"messages_delivered", c.messages_delivered},
+                        {"messages_lost", c.messages_lost},
+                        {"messages_unweighed", c.messages_unweighed}});
+  }
   return send_json(conn, 200,
-                   json{{"captured", s.published()},
+                   json{{"captured", s.published() + s.dropped_at_source()},
                         {"dispatched", s.dispatched},
                         {"matched", s.matched},
                         {"delivered", s.delivered},
                         {"dropped_queue", s.dropped_at_source()},
                         {"dropped_channel", s.dropped_channel},
+                        {"pending_channel", s.pending_channel},
                         {"stored", s.stored},
                         {"store_dropped", s.store_dropped},
                         {"store_errors", s.store_errors},
+                        {"store_lost", s.store_lost},
+                        {"store_queued", s.store_queued},
+                        {"consoles", consoles},
                         {"queue_depth", s.log.backlog},
                         {"subscriptions", s.subscriptions},
                         {"sessions", s.sessions},
@@ -551,7 +566,12 @@ int HttpApi::stats(mg_connection* conn) {
 int HttpApi::metrics(mg_connection* conn) {
   const HubStats s = hub_.stats();
   auto d = [](uint64_t v) { return static_cast<double>(v); };
-  std::vector<std::pair<std::string, double>> published, dropped, records, seen;
+  std::vector<std::pair<std::string, double>> published, dropped, records, seen, console_delivered, console_dropped;
+  for (const ConsoleDelivery& c : s.consoles) {
+    const std::string label = "client_id=\"" + label_value(c.client_id) + "\"";
+    console_delivered.emplace_back(label, d(c.delivered));
+    console_dropped.emplace_back(label, d(c.dropped));
+  }
   for (const InstanceStats& i : s.instances) {
     const std::string label = "instance=\"" + label_value(i.instance) + "\"";
     published.emplace_back(label, d(i.published));
@@ -560,13 +580,23 @@ int HttpApi::metrics(mg_connection* conn) {
     seen.emplace_back(label, i.last_seen);
   }
   std::string text;
-  text += metric("clio_records_captured_total", "counter", "Records the app instances published.", d(s.published()));
+  text += metric("clio_records_captured_total", "counter",
+                 "Records the app instances captured: published, or dropped at the source.",
+                 d(s.published() + s.dropped_at_source()));
   text += metric("clio_records_dispatched_total", "counter", "Records read from the log and matched.", d(s.dispatched));
   text += metric("clio_matches_total", "counter", "Record-subscription matches.", d(s.matched));
-  text += metric("clio_matches_delivered_total", "counter", "Matches handed to the channel.", d(s.delivered));
+  text += metric("clio_matches_delivered_total", "counter", "Matches handed to a console's socket.", d(s.delivered));
   text += metric("clio_records_dropped_queue_total", "counter", "Records the app instances dropped at the source.",
                  d(s.dropped_at_source()));
-  text += metric("clio_matches_dropped_channel_total", "counter", "Matches the channel refused.", d(s.dropped_channel));
+  text += metric("clio_matches_dropped_channel_total", "counter",
+                 "Matches lost on the way to a console: refused by the channel, or lost by it (gaps, discards).",
+                 d(s.dropped_channel));
+  text += metric("clio_matches_pending_channel", "gauge", "Matches the channel holds, not yet delivered or lost.",
+                 d(s.pending_channel));
+  text += metric("clio_console_matches_delivered_total", "counter", "Matches handed to this console's socket.",
+                 console_delivered);
+  text += metric("clio_console_matches_dropped_total", "counter",
+                 "Matches this console lost: announced to it as gaps, or discarded.", console_dropped);
   text += metric("clio_records_stored_total", "counter", "Records written to SQLite.", d(s.stored));
   text += metric("clio_store_errors_total", "counter", "Failed SQLite write batches.", d(s.store_errors));
   text += metric("clio_queue_depth", "gauge", "Records read from the log, waiting for the dispatcher.", d(s.log.backlog));

@@ -337,14 +337,24 @@ bool Hub::Impl::origin_ok(std::string_view origin) const {
 HubStats Hub::Impl::stats() const {
   HubStats s;
   s.dispatched = dispatcher_->dispatched();
-  s.matched = dispatcher_->matched();
-  s.delivered = delivery_.delivered.load(std::memory_order_relaxed);
+  // Pairs: handed to the channel (matched), refused by it at once, or
+  // accepted and then delivered, lost or still pending, as it counts them.
+  s.matched = delivery_.pairs.load(std::memory_order_relaxed);
+  const channel::ChannelStats cs = channel_->stats();
+  s.delivered = cs.weight_delivered - cs.weight_lost_after_delivery;
+  s.dropped_channel = delivery_.refused.load(std::memory_order_relaxed) + cs.weight_lost;
+  s.pending_channel = cs.weight_pending;
   s.presence_events = presence_events_.load(std::memory_order_acquire);
-  s.dropped_channel = delivery_.dropped.load(std::memory_order_relaxed);
+  for (const channel::ClientStats& c : channel_->all_client_stats()) {
+    s.consoles.push_back({c.client_id, c.connected, c.weight_delivered - c.weight_lost_after_delivery, c.weight_lost,
+                          c.weight_pending, c.delivered - c.lost_after_delivery, c.messages_lost, c.lost_unweighed});
+  }
   const auto ss = store_->stats();
   s.stored = ss.written;
   s.store_dropped = ss.dropped;
   s.store_errors = ss.write_errors;
+  s.store_lost = ss.lost;
+  s.store_queued = ss.queued;
   s.log_gaps = dispatcher_->gaps();
   s.log_records_lost = dispatcher_->records_lost();
   s.subscriptions = registry_->size();

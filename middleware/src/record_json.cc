@@ -6,76 +6,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "clio/base/json_text.h"
 #include "clio/middleware/record.h"
 
 namespace clio {
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
-  else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
-  else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3F);
-  }
-  if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-      (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
-    return 0;
-  }
-  return n;
-}
-
-bool plain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
-
-void append_string(std::string_view s, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    // Runs of characters that need no escaping are copied at once.
-    size_t j = i;
-    while (j < s.size() && plain(static_cast<unsigned char>(s[j]))) ++j;
-    if (j > i) {
-      out.append(s.data() + i, j - i);
-      i = j;
-      continue;
-    }
-    const auto c = static_cast<unsigned char>(s[i]);
-    switch (c) {
-      case '"': out += "\\\""; ++i; continue;
-      case '\\': out += "\\\\"; ++i; continue;
-      case '\n': out += "\\n"; ++i; continue;
-      case '\r': out += "\\r"; ++i; continue;
-      case '\t': out += "\\t"; ++i; continue;
-      default: break;
-    }
-    if (c < 0x20) {
-      out += "\\u00";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-      ++i;
-      continue;
-    }
-    const size_t n = utf8_sequence_length(s, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD for each invalid byte
-      ++i;
-    } else {
-      out.append(s.data() + i, n);
-      i += n;
-    }
-  }
-  out.push_back('"');
-}
 
 void append_double(double v, std::string& out) {
   if (!std::isfinite(v)) v = 0;
@@ -103,9 +38,9 @@ void append_map(const std::vector<std::pair<std::string, std::string>>& m, std::
   for (const auto& [k, v] : m) {
     if (!first) out.push_back(',');
     first = false;
-    append_string(k, out);
+    append_json_string(out, k);
     out.push_back(':');
-    append_string(v, out);
+    append_json_string(out, v);
   }
   out.push_back('}');
 }
@@ -137,11 +72,11 @@ void append_json(const Record& r, std::string& out) {
   out += ",\"time\":";
   append_double(r.time, out);
   out += ",\"method\":";
-  append_string(r.method, out);
+  append_json_string(out, r.method);
   out += ",\"path\":";
-  append_string(r.path, out);
+  append_json_string(out, r.path);
   out += ",\"query\":";
-  append_string(r.query, out);
+  append_json_string(out, r.query);
   out += ",\"status_code\":";
   append_int(r.status_code, out);
   out += ",\"wall_time\":";
@@ -149,15 +84,15 @@ void append_json(const Record& r, std::string& out) {
   out += ",\"cpu_time\":";
   append_double(r.cpu_time, out);
   out += ",\"remote_ip\":";
-  append_string(r.remote_ip, out);
+  append_json_string(out, r.remote_ip);
   out += ",\"host\":";
-  append_string(r.host, out);
+  append_json_string(out, r.host);
   out += ",\"user_agent\":";
-  append_string(r.user_agent, out);
+  append_json_string(out, r.user_agent);
   out += ",\"referer\":";
-  append_string(r.referer, out);
+  append_json_string(out, r.referer);
   out += ",\"http_version\":";
-  append_string(r.http_version, out);
+  append_json_string(out, r.http_version);
   out += ",\"request_bytes\":";
   append_int(r.request_bytes, out);
   out += ",\"response_bytes\":";
@@ -165,7 +100,7 @@ void append_json(const Record& r, std::string& out) {
   out += ",\"random\":";
   append_double(r.random, out);
   out += ",\"instance\":";
-  append_string(r.instance, out);
+  append_json_string(out, r.instance);
   out.push_back(',');
   append_key("headers", out);
   append_map(r.headers, out);

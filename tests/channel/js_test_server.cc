@@ -10,6 +10,7 @@
 //                          so it finds /channel on the origin it came from)
 //   POST /token?client_id=X&seconds=N   -> {"token", "expires_at"}
 //   POST /send?client_id=X&count=N      sends {"n":k} for the next N values of k
+//                                       (as text; with &as=json through send_json)
 //   POST /drop             severs every proxied connection -> {"dropped": n}
 //   POST /block, /unblock  while blocked the proxy closes new connections at once
 //   POST /disconnect?client_id=X&reason=revoke|reconnect
@@ -205,12 +206,14 @@ int handle(mg_connection* c, void* cbdata) {
   if (uri == "/send") {
     const std::string id = query_var(c, "client_id");
     const int count = std::stoi(query_var(c, "count").empty() ? "1" : query_var(c, "count"));
+    const bool as_json = query_var(c, "as") == "json";
     nlohmann::json results = nlohmann::json::object();
     int last = 0;
     std::lock_guard<std::mutex> lk(app.mu);
     for (int i = 0; i < count; ++i) {
       last = ++app.next_n[id];
-      const auto r = app.channel->send_message(id, nlohmann::json{{"n", last}}.dump());
+      std::string body = nlohmann::json{{"n", last}}.dump();
+      const auto r = as_json ? app.channel->send_json(id, std::move(body)) : app.channel->send_message(id, std::move(body));
       results[clio::channel::to_string(r)] = results.value(clio::channel::to_string(r), 0) + 1;
     }
     return reply(c, 200, "application/json", nlohmann::json{{"results", results}, {"last", last}}.dump());

@@ -69,7 +69,7 @@ TEST_CASE("parse_client_frame accepts heartbeats and refreshes, rejects junk") {
 TEST_CASE("encode_message produces JSON that round-trips any text") {
   const std::string tricky = std::string("quote\" backslash\\ nl\n tab\t ctl\x01 nul") + '\0' +
                              " utf8 \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 </script>";
-  const std::string f = proto::encode_message("0a1b", 7, tricky);
+  const std::string f = proto::encode_message("0a1b", 7, proto::text_data(tricky));
   auto j = nlohmann::json::parse(f);
   CHECK(j["t"] == "msg");
   CHECK(j["epoch"] == "0a1b");
@@ -79,13 +79,67 @@ TEST_CASE("encode_message produces JSON that round-trips any text") {
 
 TEST_CASE("invalid UTF-8 becomes U+FFFD instead of breaking the frame") {
   const std::string bad = "a\xFF" "b\xC3" "c\xED\xA0\x80" "d\xC0\xAF";  // stray, truncated, surrogate, overlong
-  std::string out;
-  proto::append_json_string(out, bad);
-  auto j = nlohmann::json::parse(out);  // throws if invalid
+  auto j = nlohmann::json::parse(proto::text_data(bad));  // throws if invalid
   const std::string r = j.get<std::string>();
   CHECK(r.find('a') == 0);
   CHECK(r.find("\xEF\xBF\xBD") != std::string::npos);
   CHECK(r.find('d') != std::string::npos);
+}
+
+TEST_CASE("encode_message splices pre-encoded JSON data as the value itself") {
+  const std::string data = R"({"kind":"matches","items":[{"subscriptions":[1,2],"record":{"path":"/a\"b"}}]})";
+  REQUIRE(proto::validate_json_value(data).ok());
+  auto j = nlohmann::json::parse(proto::encode_message("0a1b", 9, data));
+  CHECK(j["seq"] == 9);
+  CHECK(j["data"] == nlohmann::json::parse(data));
+  CHECK(j["data"]["items"][0]["record"]["path"] == "/a\"b");
+}
+
+TEST_CASE("validate_json_value accepts exactly one JSON value") {
+  const std::string deep_ok = std::string(proto::kMaxJsonDepth, '[') + std::string(proto::kMaxJsonDepth, ']');
+  const std::string good[] = {"0", "-0", "-12.5e+3", "1E2", "true", "false", "null", R"("")",
+                              R"("\u00e9\n\"\\\/")", "\"\xC3\xA9\xF0\x9F\x98\x80\"", "[]", "{}", " \t\r\n[1, 2] ",
+                              R"({"a":{"b":[null,{"c":"d"}]},"e":-1})", R"("\ud800")", deep_ok};
+  for (const std::string& g : good) {
+    CAPTURE(g);
+    CHECK(proto::validate_json_value(g).ok());
+  }
+  const std::string bad[] = {"", " ", "01", "1.", ".5", "-", "+1", "1e", "0x10", "tru", "nul", "True", "NaN",
+                             "[1,]", "[,1]", "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1,}", "{'a':1}", "[1 2]",
+                             "[", "]", "{", "[}", "{]", "1 2", "{} {}", "\"abc", "\"a\\x\"", "\"\\u12g4\"",
+                             std::string("\"a\x01\""), "\"\xFF\"", "\"\xC0\xAF\"", "\"\xED\xA0\x80\"",
+                             std::string("[0]\0", 4), "\xEF\xBB\xBF{}",
+                             std::string(proto::kMaxJsonDepth + 1, '[') + std::string(proto::kMaxJsonDepth + 1, ']')};
+  for (const std::string& b : bad) {
+    CAPTURE(b);
+    auto st = proto::validate_json_value(b);
+    CHECK_FALSE(st.ok());
+    CHECK(st.message().find("at byte") != std::string::npos);
+  }
+}
+
+TEST_CASE("every server frame encoder produces a JSON object") {
+  const std::string odd = "quote\" \xFF ctl\x02";
+  const std::string frames[] = {
+      proto::encode_gap("0a", 3, 7, true), proto::encode_gap("0a", 3, 7, false), proto::encode_epoch_gap("0a"),
+      proto::encode_welcome({.epoch = "0a", .client_id = odd, .seq = 4, .resumed = true, .expires_at = 9}),
+      proto::encode_refreshed(12), proto::encode_error("refresh_rejected", odd), std::string(proto::kHeartbeatFrame)};
+  for (const std::string& f : frames) {
+    CAPTURE(f);
+    auto j = nlohmann::json::parse(f);
+    CHECK(j.is_object());
+    CHECK(j["t"].is_string());
+  }
+  auto gap = nlohmann::json::parse(frames[0]);
+  CHECK(gap["lost"] == 5);
+  CHECK(nlohmann::json::parse(frames[1])["lost"].is_null());
+  auto welcome = nlohmann::json::parse(frames[3]);
+  CHECK(welcome["seq"] == 4);
+  CHECK(welcome["resumed"] == true);
+  const std::string close = proto::close_payload(4101, std::string(200, 'x'));
+  CHECK(close.size() == 122);
+  CHECK(static_cast<unsigned char>(close[0]) == 0x10);
+  CHECK(static_cast<unsigned char>(close[1]) == 0x05);
 }
 
 TEST_CASE("frame headers use 7-bit, 16-bit and 64-bit lengths") {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -418,18 +419,32 @@ TEST_CASE("a client that stops reading does not delay another client's messages"
   CHECK(after.stalled_closed + after.write_errors >= 1);
 }
 
-TEST_CASE("overflow drops the oldest messages and tells the client how many") {
+namespace {
+// A small ring and queue, so a client that does not read overflows them
+// (overflow needs both exceeded), and no stall timeout while it does not.
+ch::ChannelOptions overflow_options() {
   auto o = fast_options();
   o.max_queue_bytes = 64 * 1024;
-  o.replay_max_messages = 16;  // overflow needs both the ring and the queue exceeded
+  o.replay_max_messages = 16;
   o.write_stall_timeout = std::chrono::seconds(30);
-  Server s(o, {"request_timeout_ms", "20000"});
-  Client c;
-  std::vector<std::string> offer = {"clio.v1", "clio-token." + token_for(s, "lag")};
+  return o;
+}
+const std::vector<std::string> kLongRequestTimeout = {"request_timeout_ms", "20000"};
+
+// Connects `c` as `id` with a 4 KiB receive buffer (a slow reader) and reads the welcome.
+void connect_slow_reader(Server& s, Client& c, const std::string& id) {
+  std::vector<std::string> offer = {"clio.v1", "clio-token." + token_for(s, id)};
   REQUIRE(c.ws.connect(s.port, "/channel", offer, {}, 10, 4096).ok());
   auto w = c.next(5);
   REQUIRE(w.ok());
   c.last_seq = (*w)["seq"];
+}
+}  // namespace
+
+TEST_CASE("overflow drops the oldest messages and tells the client how many") {
+  Server s(overflow_options(), kLongRequestTimeout);
+  Client c;
+  connect_slow_reader(s, c, "lag");
   const std::string chunk(8 * 1024, 'q');
   constexpr int kCount = 400;  // 3.2 MB: far more than socket buffers plus the queue
   for (int i = 0; i < kCount; ++i) REQUIRE(s.svc.send_message("lag", chunk + std::to_string(i)) == SendResult::kQueued);
@@ -446,6 +461,71 @@ TEST_CASE("overflow drops the oldest messages and tells the client how many") {
   CHECK(msgs + lost == kCount);
   CHECK(lost == s.svc.stats().dropped_overflow);
   MESSAGE("delivered " << msgs << ", lost (reported) " << lost);
+}
+
+TEST_CASE("send_json: the value arrives as itself; what is not one JSON value is refused and keeps nothing") {
+  Server s(fast_options());
+  Client c;
+  REQUIRE(c.connect(s.port, token_for(s, "js")).ok());
+  CHECK(s.svc.send_json("js", R"({"kind":"matches","items":[{"n":1}]})", 3) == SendResult::kQueued);
+  for (const char* bad : {"", "{", "[1,]", "{\"a\":1} x", "\"\xFF\"", "plain text"}) {
+    CAPTURE(bad);
+    CHECK(s.svc.send_json("js", bad) == SendResult::kInvalid);
+  }
+  CHECK(s.svc.send_json("js", "[" + std::string(40 * 1024, '1') + "]") == SendResult::kTooLarge);
+  CHECK(s.svc.send_message("js", R"({"as":"text"})") == SendResult::kQueued);
+  auto first = c.next_msg(5);
+  REQUIRE(first.ok());
+  CHECK((*first)["data"]["items"][0]["n"] == 1);
+  auto second = c.next_msg(5);
+  REQUIRE(second.ok());
+  CHECK((*second)["data"] == R"({"as":"text"})");  // send_message: a string, as always
+  CHECK((*second)["seq"] == (*first)["seq"].get<uint64_t>() + 1);  // refusals took no seq
+  const auto st = s.svc.stats();
+  CHECK(st.rejected == 7);
+  CHECK(st.accepted == 2);
+  CHECK(eventually([&] { return s.svc.stats().weight_delivered == 4; }));
+  CHECK(s.svc.stats().weight_accepted == 4);
+}
+
+TEST_CASE("weights: what a stalled client lost is counted by weight where it is dropped") {
+  Server s(overflow_options(), kLongRequestTimeout);
+  Client c;
+  connect_slow_reader(s, c, "wlag");
+  const uint64_t first = c.last_seq + 1;
+  const std::string pad(8 * 1024, 'q');
+  constexpr int kCount = 400;
+  std::map<uint64_t, uint64_t> weight_of;  // seq -> weight
+  uint64_t total = 0;
+  for (int i = 0; i < kCount; ++i) {
+    const uint64_t weight = i % 4;  // 0 too: a notice weighs nothing
+    REQUIRE(s.svc.send_json("wlag", R"({"i":)" + std::to_string(i) + R"(,"pad":")" + pad + "\"}", weight) ==
+            SendResult::kQueued);
+    weight_of[first + i] = weight;
+    total += weight;
+  }
+  uint64_t msgs = 0, lost = 0, received_weight = 0, lost_weight = 0;
+  while (msgs + lost < kCount) {
+    auto j = c.next(10);
+    REQUIRE(j.ok());
+    if ((*j)["t"] == "msg") {
+      ++msgs;
+      received_weight += weight_of.at((*j)["seq"].get<uint64_t>());
+    }
+    if ((*j)["t"] == "gap") {
+      lost += (*j)["lost"].get<uint64_t>();
+      for (uint64_t q = (*j)["from"]; q <= (*j)["to"].get<uint64_t>(); ++q) lost_weight += weight_of.at(q);
+    }
+  }
+  CHECK(lost > 0);
+  const auto cs = s.svc.client_stats("wlag");
+  REQUIRE(cs.ok());
+  CHECK(cs->weight_accepted == total);
+  CHECK(cs->weight_lost == lost_weight);
+  CHECK(cs->weight_delivered == received_weight);
+  CHECK(cs->weight_pending == 0);
+  CHECK(s.svc.stats().weight_lost == lost_weight);
+  MESSAGE("weight received " << received_weight << ", weight lost " << lost_weight << " of " << total);
 }
 
 TEST_CASE("heartbeats: the server sends them when idle and closes a silent client") {

@@ -123,7 +123,7 @@ struct Console {
       if (f->opcode != 1) return nullptr;
       json env = json::parse(f->payload, nullptr, false);
       if (env.is_discarded() || env.value("t", "") != "msg") continue;  // hello, heartbeat
-      return json::parse(env["data"].get<std::string>());
+      return env["data"];  // the console message itself (send_json)
     }
     return nullptr;
   }

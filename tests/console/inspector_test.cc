@@ -459,7 +459,7 @@ TEST_CASE("a flood that overflows the queue is counted and the app keeps serving
   CHECK(items == 8);
   CHECK(dropped == 42);
   json metrics_ok = app.api_json("GET", "api/stats");
-  CHECK(metrics_ok["captured"] == 8);
+  CHECK(metrics_ok["captured"] == 50);  // 8 dispatched + 42 dropped at the queue
   auto metrics = app.api("GET", "metrics");
   CHECK(metrics.status == 200);
   CHECK(metrics.body.find("clio_records_dropped_queue_total 42") != std::string::npos);
@@ -633,6 +633,100 @@ TEST_CASE("api/matches: what a console missed across a server restart, from the 
   CHECK(app.api("GET", "api/matches?client_id=" + client + "&after=-1").status == 400);
   CHECK(app.api("GET", "api/matches?after=1").status == 400);
   CHECK(app.api_json("GET", "api/matches?client_id=nobody&after=0")["items"].empty());
+}
+
+}  // namespace clio::console
+
+namespace clio::console {
+
+// Waits, bounded, until `done` holds; checks it every 10 ms.
+template <typename F>
+bool wait_until(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+TEST_CASE("a console that stalls loses matches to gaps, and dropped_channel counts exactly those; the books balance") {
+  InspectorOptions o;
+  o.channel.replay_max_messages = 8;  // overflow needs the ring and the queue exceeded
+  o.channel.max_queue_bytes = 16 * 1024;
+  App app(o);
+  auto [client, tok] = app.token();
+  app.subscribe(client, "path:/stall");
+  WsClient ws;  // a console whose socket takes almost nothing until it reads again
+  REQUIRE(ws.connect(app.port, "/_clio/channel", {"clio.v1", "clio-token." + tok},
+                     {{"Authorization", std::string("Bearer ") + kKey}}, 10, 4096)
+              .ok());
+  REQUIRE(ws.status() == 101);
+  auto welcome = ws.read_message(5);
+  REQUIRE(welcome.ok());
+
+  // Records of about 50 KB: a matches message holds one (kMessageBudget), so
+  // the gap's count (messages) is also the count of pairs lost. 100 of them
+  // are far more than the socket buffers, the queue and the ring hold.
+  const std::string pad(50000, 'p');
+  constexpr int kRequests = 100;
+  for (int i = 0; i < kRequests; ++i) app.get("/stall/" + std::to_string(i) + "?pad=" + pad);
+  REQUIRE(wait_until([&] { return app.inspector->stats().dispatched >= kRequests; }));
+  // The ring overwrote messages while the console did not read.
+  REQUIRE(wait_until([&] { return app.inspector->stats().dropped_channel > 0; }));
+
+  // Reading again: every message arrives or is inside a gap.
+  uint64_t got = 0, gap_lost = 0, gaps = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got + gap_lost < kRequests && std::chrono::steady_clock::now() < deadline) {
+    auto f = ws.read_message(5);
+    REQUIRE(f.ok());
+    json env = json::parse(f->payload, nullptr, false);
+    if (env.is_discarded()) continue;
+    if (env["t"] == "gap") {
+      ++gaps;
+      gap_lost += env["lost"].get<uint64_t>();
+    } else if (env["t"] == "msg" && env["data"]["kind"] == "matches") {
+      REQUIRE(env["data"]["items"].size() == 1);
+      ++got;
+    }
+  }
+  CHECK(got + gap_lost == kRequests);
+  CHECK(gaps > 0);
+
+  // At rest: nothing pending in the channel, the capture queue or the store.
+  json stats;
+  REQUIRE(wait_until([&] {
+    stats = app.api_json("GET", "api/stats");
+    return stats["pending_channel"] == 0 && stats["store_queued"] == 0 && stats["queue_depth"] == 0 &&
+           stats["captured"] == stats["dispatched"].get<uint64_t>() + stats["dropped_queue"].get<uint64_t>();
+  }));
+  CHECK(stats["dropped_channel"] == gap_lost);  // the loss the console was told of, no more, no less
+  CHECK(stats["delivered"] == got);
+  CHECK(stats["matched"] == kRequests);
+  CHECK(stats["matched"] == stats["delivered"].get<uint64_t>() + stats["dropped_channel"].get<uint64_t>());
+  CHECK(stats["captured"] == stats["dispatched"].get<uint64_t>() + stats["dropped_queue"].get<uint64_t>());
+  CHECK(stats["stored"].get<uint64_t>() + stats["store_dropped"].get<uint64_t>() +
+            stats["store_lost"].get<uint64_t>() ==
+        stats["dispatched"]);
+  // Per console: the same figures for this client id.
+  json mine;
+  for (const json& c : stats["consoles"]) {
+    if (c["client_id"] == client) mine = c;
+  }
+  REQUIRE(mine.is_object());
+  CHECK(mine["connected"] == true);
+  CHECK(mine["dropped"] == gap_lost);
+  CHECK(mine["delivered"] == got);
+  CHECK(mine["pending"] == 0);
+  CHECK(mine["messages_lost"] == gap_lost);
+  auto metrics = app.api("GET", "metrics");
+  REQUIRE(metrics.status == 200);
+  CHECK(metrics.body.find("clio_matches_dropped_channel_total " + std::to_string(gap_lost) + "\n") !=
+        std::string::npos);
+  CHECK(metrics.body.find("clio_console_matches_dropped_total{client_id=\"" + client + "\"} " +
+                          std::to_string(gap_lost) + "\n") != std::string::npos);
+  MESSAGE("stalled console: received " << got << " matches, told of " << gap_lost << " lost in " << gaps << " gaps");
 }
 
 }  // namespace clio::console

@@ -71,6 +71,24 @@ describe('channel JS client', { skip: SERVER_BIN ? false : 'CLIO_CHANNEL_TEST_SE
     assert.equal(await page.evaluate(() => window.clio.Channel === window.goog.appengine.Channel), true);
   });
 
+  it('hands send_json values over parsed, and send_message text as a string', async () => {
+    await freshPage();
+    const { token } = await post(`${ctl}/token?client_id=js-json`);
+    await page.evaluate((tok) => {
+      const socket = new clio.Channel(tok).open({
+        onopen: () => { window.log.opened++; },
+        onmessage: (m) => { window.log.got.push(m.data); },
+      });
+      window.socket = socket;
+    }, token);
+    await page.waitForFunction(() => window.log.opened === 1, null, { timeout: 10000 });
+    await post(`${ctl}/send?client_id=js-json&count=2&as=json`);
+    await post(`${ctl}/send?client_id=js-json&count=1`);
+    await page.waitForFunction(() => window.log.got.length >= 3, null, { timeout: 10000 });
+    const got = await page.evaluate(() => window.log.got);
+    assert.deepEqual(got, [{ n: 1 }, { n: 2 }, '{"n":3}']);
+  });
+
   it('reconnects after the server side drops the socket and resumes without loss or duplicates', async () => {
     await freshPage();
     const { token } = await post(`${ctl}/token?client_id=js-drop`);

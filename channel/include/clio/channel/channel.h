@@ -10,7 +10,8 @@
 //   ch.mount(ctx, "/channel");                       // after mg_start
 //   ch.serve_client(ctx, "/_ah/channel/jsapi");      // the JS client, if wanted
 //   auto tok = ch.create_channel("user-42");         // -> tok->token to the page
-//   ch.send_message("user-42", R"({"hello":1})");    // never blocks: kQueued, kKept
+//   ch.send_message("user-42", "hello");              // never blocks: kQueued, kKept
+//   ch.send_json("user-42", R"({"hello":1})");        // arrives as a parsed value
 //   ch.shutdown(); mg_stop(ctx);                     // in this order
 #pragma once
 
@@ -113,6 +114,7 @@ enum class SendResult {
   kNoSuchClient,  // no create_channel for that id, or its state expired
                   // (disconnected for longer than replay_max_age)
   kDropped,       // the service is shut down
+  kInvalid,       // send_json only: not exactly one valid JSON value in UTF-8
 };
 const char* to_string(SendResult r);
 inline bool accepted(SendResult r) { return r == SendResult::kQueued || r == SendResult::kKept; }
@@ -141,6 +143,23 @@ struct MessageCounts {
                                      //   gone from the ring when it resumed: announced then
   uint64_t replayed = 0;             // written again to a resumed session (once per write)
   uint64_t pending = 0;              // current: accepted, not yet delivered or lost
+
+  // The same accounting in the weights given to send_json (send_message
+  // weighs 1), for apps whose messages carry several items each: at every
+  // moment
+  //   weight_accepted == weight_delivered + weight_lost
+  //                      - weight_lost_after_delivery + weight_pending
+  // weight_lost sums dropped_overflow, dropped_window, dropped_discarded and
+  // lost_after_delivery by weight. A message lost after delivery is weighed
+  // when the client resumes from at most replay_max_messages messages before
+  // the ring's oldest (its weight is remembered that long); one lost from
+  // further back counts in lost_unweighed instead, never silently.
+  uint64_t weight_accepted = 0;
+  uint64_t weight_delivered = 0;
+  uint64_t weight_lost = 0;
+  uint64_t weight_lost_after_delivery = 0;
+  uint64_t lost_unweighed = 0;       // messages (of lost_after_delivery) of unknown weight
+  uint64_t weight_pending = 0;
 };
 
 // Counters since construction (sessions, clients, queued_bytes and pending are
@@ -169,6 +188,7 @@ struct ChannelStats : MessageCounts {
 // its state (see replay_max_age); the totals in ChannelStats keep counting
 // after that.
 struct ClientStats : MessageCounts {
+  std::string client_id;
   bool connected = false;
   uint64_t last_seq = 0;        // seq of the latest message sent to it (0: none yet)
   size_t queued_bytes = 0;      // waiting to be written to its open session
@@ -227,10 +247,21 @@ class ChannelService {
   Result<Token> create_channel(const std::string& client_id,
                                std::chrono::seconds duration = std::chrono::hours(2));
 
-  // Gives `message` (usually JSON, any UTF-8 text) to `client_id`: kQueued
-  // if it is connected, kKept if it is known but away. Never blocks and never
-  // touches a socket.
+  // Gives `message` (any text; invalid UTF-8 bytes become U+FFFD) to
+  // `client_id`: kQueued if it is connected, kKept if it is known but away.
+  // The client receives it as a string (onmessage({data}) with data the
+  // text, as the App Engine Channel API did). Never blocks and never touches
+  // a socket.
   SendResult send_message(const std::string& client_id, std::string message);
+  // Gives `json`, exactly one JSON value the app encoded (an object, say), to
+  // `client_id`; the frame carries it as is, so the client parses it once
+  // and receives the value itself (onmessage({data}) with data an object).
+  // Checked before it is accepted: not one value, not UTF-8 or nested deeper
+  // than protocol::kMaxJsonDepth is kInvalid (keeping nothing), so one bad
+  // message cannot break a client's stream; linear in its size, bounded by
+  // max_message_bytes. `weight` is what the message counts for in the
+  // weight_* counters (e.g. the items it carries). Otherwise as send_message.
+  SendResult send_json(const std::string& client_id, std::string json, uint64_t weight = 1);
 
   bool is_connected(const std::string& client_id) const;
   // Whether the service holds state for `client_id`: a token was created for
@@ -246,6 +277,8 @@ class ChannelService {
   ChannelStats stats() const;
   // One client id's counters; kNotFound if the service keeps no state for it.
   Result<ClientStats> client_stats(const std::string& client_id) const;
+  // Every client id's counters, sorted by id (at most max_clients).
+  std::vector<ClientStats> all_client_stats() const;
   // The server epoch (random per start), as sent to clients.
   std::string epoch() const;
 

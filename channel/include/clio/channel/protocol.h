@@ -6,6 +6,7 @@
 //   auto offer = clio::channel::protocol::parse_offer("clio.v1, clio-token.abc");
 //   if (offer.ok() && offer->has_protocol) verify(offer->token);
 //   std::string f = clio::channel::protocol::encode_message("e1f2", 7, R"({"a":1})");
+//   std::string t = clio::channel::protocol::encode_message("e1f2", 8, text_data("hi"));
 #pragma once
 
 #include <cstdint>
@@ -58,12 +59,45 @@ struct ClientFrame {
 // longer than max_bytes.
 Result<ClientFrame> parse_client_frame(std::string_view text, size_t max_bytes);
 
-// Appends `s` as a JSON string literal (quotes included). Invalid UTF-8 bytes
-// become U+FFFD so the frame stays valid text.
-void append_json_string(std::string& out, std::string_view s);
+// Server frames. Every frame the service writes is built by these, so the
+// frame fuzzer covers what production sends.
 
-// {"t":"msg","epoch":E,"seq":N,"data":"<message>"}
+// The data of a text message: `text` as a JSON string literal (invalid UTF-8
+// bytes become U+FFFD, so the frame stays valid text).
+std::string text_data(std::string_view text);
+// Nesting accepted in pre-encoded JSON data (objects and arrays).
+inline constexpr size_t kMaxJsonDepth = 64;
+// OK when `json` is exactly one JSON value (RFC 8259; whitespace around it
+// allowed), UTF-8, nested at most kMaxJsonDepth deep. Linear time, no
+// allocation. Otherwise kInvalidArgument naming the byte offset.
+Status validate_json_value(std::string_view json);
+// {"t":"msg","epoch":E,"seq":N,"data":<data>}: `data` is one JSON value
+// (text_data, or JSON that passed validate_json_value), spliced in as is.
 std::string encode_message(std::string_view epoch, uint64_t seq, std::string_view data);
+// {"t":"gap","epoch":E,"from":F,"to":T,"lost":T-F+1} (lost null when !known).
+std::string encode_gap(std::string_view epoch, uint64_t from, uint64_t to, bool known);
+// The gap of a resume from another epoch: from, to and lost are null.
+std::string encode_epoch_gap(std::string_view epoch);
+// What the welcome frame tells a new session.
+struct Welcome {
+  std::string_view epoch;
+  std::string_view client_id;
+  uint64_t seq = 0;  // the client has everything through this seq
+  bool resumed = false;
+  int64_t expires_at = 0;  // unix seconds
+  int64_t now = 0;
+  int64_t heartbeat_ms = 0;
+  int64_t heartbeat_timeout_ms = 0;
+  size_t max_message_bytes = 0;
+};
+std::string encode_welcome(const Welcome& w);
+// {"t":"refreshed","expires_at":N}
+std::string encode_refreshed(int64_t expires_at);
+// {"t":"error","code":C,"message":M}
+std::string encode_error(std::string_view code, std::string_view message);
+inline constexpr std::string_view kHeartbeatFrame = R"({"t":"hb"})";
+// The payload of a close frame: the code, then `reason` cut to 120 bytes.
+std::string close_payload(int code, std::string_view reason);
 
 // The header of an unmasked server frame (FIN set) carrying `len` bytes.
 // Appends 2, 4 or 10 bytes to `out`.

@@ -105,16 +105,43 @@ struct InstanceStats {
   double last_seen = 0;    // unix time this hub last heard from it
 };
 
+// What one console (a channel client id) was sent, counted where it
+// happened, in (record, subscription) pairs. A plain value type.
+struct ConsoleDelivery {
+  std::string client_id;
+  bool connected = false;
+  uint64_t delivered = 0;  // pairs handed to its socket (less those it never read, known
+                           // when it resumed and the ring no longer held them)
+  uint64_t dropped = 0;    // pairs lost: announced to it as gaps (it fell behind, or was
+                           // away longer than the replay window), or discarded (revoked)
+  uint64_t pending = 0;    // pairs accepted, not yet delivered or lost
+  // The channel's message counts (channel::MessageCounts): delivered (and
+  // read), lost, and lost messages whose pairs are not known (see there).
+  uint64_t messages_delivered = 0;
+  uint64_t messages_lost = 0;
+  uint64_t messages_unweighed = 0;
+};
+
 // Counters since start (subscriptions, sessions and backlog are current).
-// A plain value type.
+// A plain value type. At rest (nothing queued in the log, the channel or the
+// store) these hold exactly:
+//   captured == dispatched + dropped_queue     (captured = published() + dropped_at_source(),
+//                                               plus log_records_lost when the log lost some)
+//   matched == delivered + dropped_channel     (pending_channel == 0)
+//   stored + store_dropped + store_lost == dispatched   (store_queued == 0)
 struct HubStats {
   uint64_t dispatched = 0;       // records taken from the log and matched
-  uint64_t matched = 0;          // (record, subscription) matches
-  uint64_t delivered = 0;        // matches handed to the channel
-  uint64_t dropped_channel = 0;  // matches the channel refused (client gone, too large)
+  uint64_t matched = 0;          // (record, subscription) pairs sent to consoles: live
+                                 // matches, and the backfill and catch-up of new subscriptions
+  uint64_t delivered = 0;        // pairs handed to a console's socket (and not lost after)
+  uint64_t dropped_channel = 0;  // pairs lost on the way: refused by the channel (client gone,
+                                 // too large) or lost by it after accepting them (gaps, discards)
+  uint64_t pending_channel = 0;  // pairs the channel holds, not yet delivered or lost
   uint64_t stored = 0;           // records written to SQLite
   uint64_t store_dropped = 0;    // records the store's writer queue refused
   uint64_t store_errors = 0;     // failed store batches
+  uint64_t store_lost = 0;       // records in those batches (not stored)
+  size_t store_queued = 0;       // records waiting for the store's writer
   uint64_t log_gaps = 0;         // gaps the log reported (trimmed, reset, malformed)
   uint64_t log_records_lost = 0; // records those gaps counted, where known
   size_t subscriptions = 0;
@@ -133,6 +160,7 @@ struct HubStats {
   log::LogReaderStats log;
   matcher::MatcherStats matcher;
   std::vector<InstanceStats> instances;  // by name
+  std::vector<ConsoleDelivery> consoles;  // by client id: those the channel keeps state for
   // Sums over `instances`.
   uint64_t published() const;
   uint64_t dropped_at_source() const;

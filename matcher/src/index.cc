@@ -248,8 +248,9 @@ struct Scratch {
   std::string lowered;
   std::string line;
   std::string name;
-  std::vector<FieldValue> vals;
-  std::vector<double> nums;
+  std::vector<FieldValue> vals;   // by field: the record's value, read when first needed
+  std::vector<double> nums;       // by field: the value as a number, for ranges
+  std::vector<uint32_t> loaded;   // by field: equals `cur` once vals/nums hold this record's
   struct MapEntry {
     std::string_view name;   // lower-cased for case-insensitive maps (then in `lowered`)
     std::string_view value;
@@ -521,20 +522,35 @@ class MatchRun {
            Scratch& sc)
       : ix_(ix), r_(r), out_(out), sc_(sc), vals_(sc.vals), nums_(sc.nums), schema_(&schema) {
     const size_t n = schema.field_count();
-    vals_.resize(n);
-    nums_.resize(n);
-    for (FieldId f = 0; f < n; ++f) {
-      vals_[f] = r.field(f);
-      nums_[f] = schema.field(f).type == FieldType::kInt ? static_cast<double>(vals_[f].i) : vals_[f].f;
-      if (schema.field(f).type == FieldType::kIp && vals_[f].present) nums_[f] = 0;
+    if (vals_.size() < n) {
+      vals_.resize(n);
+      nums_.resize(n);
+      sc.loaded.resize(n, 0);
     }
-      }
+  }
 
   void run();
 
  private:
+  // The record's value of field f, read from the record the first time this
+  // record needs it: most records meet few of the fields the index knows.
+  const FieldValue& val(FieldId f) const {
+    if (sc_.loaded[f] != sc_.cur) {
+      FieldValue& v = vals_[f];
+      v = r_.field(f);
+      const FieldType t = schema_->field(f).type;
+      nums_[f] = t == FieldType::kInt ? static_cast<double>(v.i) : t == FieldType::kIp ? 0 : v.f;
+      sc_.loaded[f] = sc_.cur;
+    }
+    return vals_[f];
+  }
+  double num(FieldId f) const {
+    val(f);
+    return nums_[f];
+  }
+
   FieldValue value(const Component& c) const {
-    if (c.kind == SourceKind::kField) return vals_[c.id];
+    if (c.kind == SourceKind::kField) return val(c.id);
     auto v = r_.map_value(c.id, c.key);
     return v ? FieldValue::of_string(*v) : FieldValue{};
   }
@@ -553,7 +569,7 @@ class MatchRun {
 
   bool lit(const Lit& l) const {
     const Atom& a = *l.atom;
-    const bool v = a.kind == SourceKind::kField ? eval_atom_value(a, vals_[a.id]) : eval_atom(a, r_);
+    const bool v = a.kind == SourceKind::kField ? eval_atom_value(a, val(a.id)) : eval_atom(a, r_);
     return v != l.neg;
   }
 
@@ -598,12 +614,12 @@ class MatchRun {
 
   void walk(const RangeList& rl) {
     const RangeKey& k = rl.key;
-    if (!vals_[k.f1].present) return;
-    const double x1 = k.up1 ? -nums_[k.f1] : nums_[k.f1];
+    if (!val(k.f1).present) return;
+    const double x1 = k.up1 ? -num(k.f1) : num(k.f1);
     double x2 = INFINITY;
     if (k.f2 != kNoField) {
-      if (!vals_[k.f2].present) return;
-      x2 = k.up2 ? -nums_[k.f2] : nums_[k.f2];
+      if (!val(k.f2).present) return;
+      x2 = k.up2 ? -num(k.f2) : num(k.f2);
     }
     for (const Group& g : rl.groups) {
       if (!(g.min_k2 <= x2)) break;
@@ -813,14 +829,14 @@ void MatchRun::run() {
   // Ranges and intervals alone; absent or NaN values for flipped negations.
   for (const RangeList& rl : ix_.ranges) walk(rl);
   for (uint32_t f : ix_.unordered_fields) {
-    const FieldValue& v = vals_[f];
+    const FieldValue& v = val(f);
     if (v.present && !(schema_->field(f).type == FieldType::kFloat && std::isnan(v.f))) continue;
     for (const Entry& e : ix_.unordered[f]) emit(e);
   }
   // Sources: fixed fields, then map keys and map lines from the record's own entries.
   for (uint32_t slot : ix_.field_sources) {
     const Source& s = ix_.sources[slot];
-    scan_source(slot, s, vals_[s.src.id]);
+    scan_source(slot, s, val(s.src.id));
   }
   if (!ix_.any_sources.empty() || !ix_.map_key_sources.empty()) scan_maps();
   scan_not_equal();
@@ -838,6 +854,7 @@ void Index::match(const Schema& schema, const RecordView& r, std::vector<uint64_
   if (++sc.cur == 0) {
     std::fill(sc.epoch.begin(), sc.epoch.end(), 0);
     std::fill(sc.tried.begin(), sc.tried.end(), 0);
+    std::fill(sc.loaded.begin(), sc.loaded.end(), 0);
     sc.cur = 1;
   }
   MatchRun run(schema, *impl_, r, out, sc);

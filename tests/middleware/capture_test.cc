@@ -688,26 +688,38 @@ TEST_CASE("the record queue keeps every record from many producers, in per-produ
   CHECK(q.depth() == 0);
 }
 
+// Waits (bounded) until q's consumer is parked on its condition variable.
+bool wait_parked(const RecordQueue& q) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!q.consumer_parked() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  return q.consumer_parked();
+}
+
 TEST_CASE("a sleeping consumer wakes promptly and close() ends waits") {
+  // The waits below are 10 s; an answer well under 5 s means the push (or
+  // the close) woke the parked consumer rather than its deadline.
   RecordQueue q(8);
   std::vector<std::unique_ptr<Record>> got;
-  std::thread producer([&q] {
-    std::this_thread::sleep_for(50ms);
+  std::atomic<bool> parked{false};
+  std::thread producer([&q, &parked] {
+    parked = wait_parked(q);
     q.try_push(std::make_unique<Record>());
   });
   const auto t0 = std::chrono::steady_clock::now();
   q.pop_batch(got, 10, 10000ms);
   producer.join();
+  CHECK(parked);
   CHECK(got.size() == 1);
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
-  std::thread closer([&q] {
-    std::this_thread::sleep_for(50ms);
+  std::thread closer([&q, &parked] {
+    parked = wait_parked(q);
     q.close();
   });
   const auto t1 = std::chrono::steady_clock::now();
   got.clear();
   CHECK(q.pop_batch(got, 10, 10000ms) == 0);
   closer.join();
+  CHECK(parked);
   CHECK(std::chrono::steady_clock::now() - t1 < 5s);
 }
 

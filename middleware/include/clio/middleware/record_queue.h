@@ -61,6 +61,9 @@ class RecordQueue {
   size_t depth() const;
   uint64_t pushed() const { return pushed_.load(std::memory_order_relaxed); }
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+  // Whether the consumer is parked, waiting for a push to wake it (a fence
+  // for tests: a push after this reads true must wake it).
+  bool consumer_parked() const { return sleeping_.load(std::memory_order_acquire); }
 
  private:
   struct Slot {

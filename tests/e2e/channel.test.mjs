@@ -182,7 +182,8 @@ describe('channel JS client', { skip: SERVER_BIN ? false : 'CLIO_CHANNEL_TEST_SE
     await page.waitForFunction(() => window.socket.state === 'open', null, { timeout: 10000 });
     await post(`${ctl}/disconnect?client_id=js-revoke&reason=revoke`);
     await page.waitForFunction(() => window.log.closed === 1, null, { timeout: 10000 });
-    await sleep(1500);
+    // No reconnect can follow: the client holds no timer (a retry is one).
+    assert.deepEqual(await page.evaluate(() => Object.keys(window.socket._timers)), []);
     const log = await page.evaluate(() => window.log);
     assert.equal(log.errors.length, 1);
     assert.equal(log.errors[0].code, 4001);
@@ -259,7 +260,8 @@ describe('channel JS client', { skip: SERVER_BIN ? false : 'CLIO_CHANNEL_TEST_SE
     await openRecorded(token, { path: '/no-channel-here' });
     await page.waitForFunction(() => window.log.events.includes('close'), null, { timeout: 15000 });
     const before = await (await fetch(`${ctl}/stats`)).json();
-    await sleep(1500);  // no retry follows
+    // No retry follows: the client holds no timer (a retry is one).
+    assert.deepEqual(await page.evaluate(() => Object.keys(window.socket._timers)), []);
     const log = await page.evaluate(() => window.log);
     assert.deepEqual(log.events, ['error:404', 'close']);
     assert.equal(log.states[log.states.length - 1], 'closed');

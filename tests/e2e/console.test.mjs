@@ -221,7 +221,13 @@ describe('console with live traffic', { skip }, () => {
     const detail = await page.textContent('#detail-body');
     assert.ok(detail.includes('x-evil'), 'the header is listed');
     assert.ok(detail.includes('<script>window.__xss6=1;alert(6)</script><img src=x onerror=alert(7)>'), 'the header value is shown as text');
-    await sleep(1000); // time for any injected onerror handler to fire
+    // A fence: an image of ours that fails to load, as an injected one would
+    // have; once its error event has fired, theirs would have too.
+    await page.evaluate(() => new Promise((resolve) => {
+      const img = new Image();
+      img.onerror = img.onload = resolve;
+      img.src = `x?fence=${Date.now()}`;
+    }));
     const injected = await page.evaluate(() => ({
       globals: Object.keys(window).filter((k) => k.startsWith('__xss')),
       elements: document.querySelectorAll('#table img, #table script, #detail img, #detail script, #chips img, #chips script').length,
@@ -603,7 +609,8 @@ describe('console under load', { skip }, () => {
     await page.goto(`${demo.console}#group=path`); // the group-by panel counts every row too
     await waitConnected(page);
     const id = await subscribe(page, 'status >= 0');
-    await sleep(1000); // let the page settle after loading
+    // Let the page settle after loading: wait until its main thread is idle.
+    await page.evaluate(() => new Promise((resolve) => requestIdleCallback(resolve, { timeout: 2000 })));
     const load = startProcess(process.execPath, [LOAD_SCRIPT, demo.base, String(RATE), String(SECONDS + 3), PATHS],
       { readyPattern: /(sent \d+.*)/, timeoutMs: (SECONDS + 60) * 1000 });
     load.ready.catch(() => {}); // it prints its total when done

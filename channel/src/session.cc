@@ -392,6 +392,7 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
   for (;;) {
     bool wrote_close = false;
     size_t frames = 0;
+    Clock::time_point taken;  // when the batch left the queue
     buf.clear();
     {
       MutexLock lk(&mu_);
@@ -400,7 +401,7 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
       frames = take_batch_locked(*s, buf, wrote_close);
       if (buf.empty()) continue;
       s->writing = true;
-      s->write_started = steady_now();
+      s->write_started = taken = steady_now();
     }
     bool ok = false;
     bool gone = false;
@@ -420,7 +421,10 @@ void ChannelService::Impl::sender_loop(std::shared_ptr<Session> s) {
     }
     MutexLock lk(&mu_);
     s->writing = false;
-    s->last_send = steady_now();
+    // The time the batch was taken, not now: once a client has read a frame,
+    // its send time is what the heartbeat judges idleness by, whatever the
+    // clock reads by the time this thread is back.
+    s->last_send = taken;
     if (gone) return;
     if (ok) {
       stats_.frames_sent += frames;

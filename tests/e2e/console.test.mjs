@@ -659,8 +659,18 @@ describe('console under load', { skip }, () => {
 
       // No row lost: once the load stops, the page has every match the server made.
       const loadLine = await load.ready;
-      await waitFor(async () => (await chipCount(page, id)) === (await serverMatched()), { timeoutMs: 30000, intervalMs: 250,
-        what: 'every match the server made to reach the page' });
+      try {
+        await waitFor(async () => (await chipCount(page, id)) === (await serverMatched()), { timeoutMs: 30000, intervalMs: 250,
+          what: 'every match the server made to reach the page' });
+      } catch (e) {
+        // Say how far apart they are and where the server's books put the rest.
+        const s = await page.evaluate(async () => (await fetch('api/stats')).json());
+        const notices = await page.evaluate(() => ['drop-notice', 'gap-notice']
+          .map((n) => document.getElementById(n)).filter((el) => !el.hidden).map((el) => el.textContent));
+        throw new Error(`${e.message}: the page counted ${await chipCount(page, id)}, the server matched ${s.matched} ` +
+          `(delivered ${s.delivered}, dropped_channel ${s.dropped_channel}, pending_channel ${s.pending_channel}); ` +
+          `notices: ${JSON.stringify(notices)}`);
+      }
       const state = await page.evaluate(() => ({
         domRows: document.querySelectorAll('#table .tr').length,
         held: Number(document.getElementById('row-count').dataset.rows),

@@ -19,12 +19,15 @@ constexpr uint64_t kVerify = uint64_t{1} << 63;
 uint64_t payload(const Entry& e) { return e.br == nullptr ? e.id : kVerify | e.br->tried; }
 
 // Entries with k2 in [min_k2, max_k2], sorted by k1; thresholds and payloads
-// in separate arrays, so a walk reads 16 bytes per entry it emits.
+// in separate arrays. A record passes a prefix of k1 (found by binary
+// search); when no payload needs verifying, that prefix of `pay` is the
+// output as it stands and is copied in one piece.
 struct Group {
   double min_k2 = INFINITY;
   double max_k2 = -INFINITY;
   std::vector<double> k1, k2;
   std::vector<uint64_t> pay;
+  uint32_t verify = 0;  // payloads with kVerify
 
   size_t size() const { return k1.size(); }
   void insert_at(size_t i, double a, double b, uint64_t p) {
@@ -33,11 +36,17 @@ struct Group {
     pay.insert(pay.begin() + static_cast<long>(i), p);
     min_k2 = std::min(min_k2, b);
     max_k2 = std::max(max_k2, b);
+    verify += (p & kVerify) != 0 ? 1 : 0;
   }
   void erase_at(size_t i) {
+    verify -= (pay[i] & kVerify) != 0 ? 1 : 0;
     k1.erase(k1.begin() + static_cast<long>(i));
     k2.erase(k2.begin() + static_cast<long>(i));
     pay.erase(pay.begin() + static_cast<long>(i));
+  }
+  // How many entries have k1 <= x (x is not NaN).
+  size_t passing(double x) const {
+    return static_cast<size_t>(std::upper_bound(k1.begin(), k1.end(), x) - k1.begin());
   }
 };
 
@@ -52,9 +61,13 @@ struct RangeList {
 constexpr size_t kGroupMax = 128;
 constexpr uint32_t kFewKeys = 8;  // map keys looked up one by one, below this many
 
+// Entries under one equality key. Those that imply their subscription are
+// kept as bare ids, which a matching record copies out in one piece.
 struct Bucket {
-  std::vector<Entry> plain;
+  std::vector<uint64_t> ids;
+  std::vector<Entry> plain;  // to verify
   std::vector<RangeList> ranges;
+  bool empty() const { return ids.empty() && plain.empty() && ranges.empty(); }
 };
 
 struct KeySpec {
@@ -162,6 +175,17 @@ void erase_entry(std::vector<Entry>& v, const Entry& e) {
       return;
     }
   }
+}
+
+void erase_plain(Bucket& bk, const Entry& e) {
+  if (e.br != nullptr) {
+    erase_entry(bk.plain, e);
+    return;
+  }
+  auto it = std::find(bk.ids.begin(), bk.ids.end(), e.id);
+  if (it == bk.ids.end()) return;
+  *it = bk.ids.back();
+  bk.ids.pop_back();
 }
 
 void add_or_erase(std::vector<Entry>& v, const Entry& e, bool add) {
@@ -344,6 +368,8 @@ struct Index::Impl {
           Bucket& bk = slot->second;
           if (t.has_range) {
             insert_sorted(range_list(bk.ranges, t.rk), e);
+          } else if (e.br == nullptr) {
+            bk.ids.push_back(e.id);
           } else {
             bk.plain.push_back(e);
           }
@@ -354,9 +380,9 @@ struct Index::Impl {
         if (t.has_range) {
           erase_from_lists(it->second.ranges, t.rk, e);
         } else {
-          erase_entry(it->second.plain, e);
+          erase_plain(it->second, e);
         }
-        if (it->second.plain.empty() && it->second.ranges.empty()) {
+        if (it->second.empty()) {
           bucket_filter.add(t.key, -1);
           buckets.erase(it);
         }
@@ -621,16 +647,33 @@ class MatchRun {
       if (!val(k.f2).present) return;
       x2 = k.up2 ? -num(k.f2) : num(k.f2);
     }
+    if (std::isnan(x1)) return;  // passes no threshold
     for (const Group& g : rl.groups) {
       if (!(g.min_k2 <= x2)) break;
-      const size_t n = g.size();
-      const double* k1 = g.k1.data();
+      const size_t n = g.passing(x1);
       const uint64_t* pay = g.pay.data();
       if (g.max_k2 <= x2) {
-        for (size_t i = 0; i < n && k1[i] <= x1; ++i) emit(pay[i]);
+        if (g.verify == 0) {
+          out_.insert(out_.end(), pay, pay + n);
+        } else {
+          for (size_t i = 0; i < n; ++i) emit(pay[i]);
+        }
+        continue;
+      }
+      // A group straddling x2: any of its entries may fail k2, so no branch.
+      const double* k2 = g.k2.data();
+      if (g.verify == 0) {
+        const size_t at = out_.size();
+        out_.resize(at + n);
+        uint64_t* o = out_.data() + at;
+        size_t m = 0;
+        for (size_t i = 0; i < n; ++i) {
+          o[m] = pay[i];
+          m += k2[i] <= x2 ? 1 : 0;
+        }
+        out_.resize(at + m);
       } else {
-        const double* k2 = g.k2.data();
-        for (size_t i = 0; i < n && k1[i] <= x1; ++i) {
+        for (size_t i = 0; i < n; ++i) {
           if (k2[i] <= x2) emit(pay[i]);
         }
       }
@@ -823,6 +866,7 @@ void MatchRun::run() {
     if (!ok || !ix_.bucket_filter.maybe(k)) continue;
     auto it = ix_.buckets.find(std::string_view(k));
     if (it == ix_.buckets.end()) continue;
+    out_.insert(out_.end(), it->second.ids.begin(), it->second.ids.end());
     for (const Entry& e : it->second.plain) emit(e);
     for (const RangeList& rl : it->second.ranges) walk(rl);
   }

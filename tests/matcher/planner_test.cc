@@ -277,3 +277,86 @@ TEST_CASE("negations on absent and NaN values, and map keys in any case: engine 
     CHECK(ids_for(m, v) == want);
   }
 }
+
+namespace {
+
+// Two float fields that may be NaN or absent, and a string field.
+class RangeView final : public clio::matcher::RecordView {
+ public:
+  std::optional<double> f, g;
+  std::string s;
+
+  clio::matcher::FieldValue field(clio::matcher::FieldId id) const override {
+    const std::optional<double>& x = id == 0 ? f : g;
+    if (id == 2) return clio::matcher::FieldValue::of_string(s);
+    return x ? clio::matcher::FieldValue::of_float(*x) : clio::matcher::FieldValue{};
+  }
+  std::optional<std::string_view> map_value(clio::matcher::MapId, std::string_view) const override {
+    return std::nullopt;
+  }
+  void for_each_map_entry(clio::matcher::MapId,
+                          const std::function<void(std::string_view, std::string_view)>&) const override {}
+};
+
+}  // namespace
+
+// Sorted range lists copy the passing prefix of a group's ids in one piece
+// when no entry needs verifying, and skip entries without branching in the
+// group that straddles the second threshold: both paths, with groups split
+// (many queries per list), verified entries (identical queries, residual
+// conditions) among exact ones, churn, and absent or NaN values.
+TEST_CASE("range lists with many queries, exact and verified entries: engine equals reference") {
+  using namespace clio::matcher;
+  Schema schema;
+  REQUIRE(schema.add_field({"f", FieldType::kFloat, UnitClass::kNone, {}}).ok());
+  REQUIRE(schema.add_field({"g", FieldType::kFloat, UnitClass::kNone, {}}).ok());
+  REQUIRE(schema.add_field({"s", FieldType::kString, UnitClass::kNone, {}}).ok());
+  std::mt19937_64 rng(21);
+  auto num = [&] { return std::to_string(static_cast<int>(rng() % 20)); };  // values often equal a threshold
+  // Thresholds of the exact shapes are distinct pairs, so no two of them are
+  // identical queries (which would make their entries verified).
+  auto pair = [](int i) { return std::to_string(i % 20) + " and g <= " + std::to_string(i / 20 % 20); };
+  std::vector<std::string> texts;
+  for (int i = 0; i < 900; ++i) {
+    const int n = i / 6;
+    switch (i % 6) {
+      case 0: texts.push_back("s = a and f >= " + pair(n)); break;                     // exact, in a key's bucket
+      case 1: texts.push_back("f >= " + std::to_string(n % 20) + " and g <= " + std::to_string(n / 20)); break;  // exact
+      case 2: texts.push_back("f in (" + num() + "..25)"); break;
+      case 3: texts.push_back("s = c and f > " + num() + " and g < " + num() + " and s:c"); break;  // verified
+      case 4: texts.push_back("f < " + num() + " and g > " + num() + " and not s = b"); break;      // verified
+      default: texts.push_back(texts[static_cast<size_t>(i - 1 - static_cast<int>(rng() % 3))]); break;  // identical
+    }
+  }
+  Matcher m(schema);
+  std::map<uint64_t, Query> live;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto p = parse(texts[i], schema);
+    REQUIRE_MESSAGE(p.ok(), texts[i]);
+    REQUIRE(m.subscribe(i, *p.query).ok());
+    live.emplace(i, *p.query);
+  }
+  const std::optional<double> specials[] = {std::nullopt, NAN, 0.0, 10.0, 20.0};
+  auto compare = [&](int rounds) {
+    size_t matched = 0;
+    for (int round = 0; round < rounds; ++round) {
+      RangeView v;
+      v.f = rng() % 5 == 0 ? specials[rng() % 5] : static_cast<double>(rng() % 22);
+      v.g = rng() % 5 == 0 ? specials[rng() % 5] : static_cast<double>(rng() % 22);
+      v.s = rng() % 3 == 0 ? "b" : (rng() % 2 ? "a" : "c");
+      std::vector<uint64_t> want;
+      for (const auto& [id, q] : live) {
+        if (q.matches(v)) want.push_back(id);
+      }
+      matched += want.size();
+      CHECK(ids_for(m, v) == want);
+    }
+    return matched;
+  };
+  CHECK(compare(300) > 300 * 50);
+  for (uint64_t id = 0; id < texts.size(); id += 4) {  // churn: every fourth goes
+    CHECK(m.unsubscribe(id));
+    live.erase(id);
+  }
+  CHECK(compare(300) > 300 * 40);
+}

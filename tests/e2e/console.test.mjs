@@ -671,6 +671,16 @@ describe('console under load', { skip }, () => {
           `(delivered ${s.delivered}, dropped_channel ${s.dropped_channel}, pending_channel ${s.pending_channel}); ` +
           `notices: ${JSON.stringify(notices)}`);
       }
+      // The group-by panel redraws a few times a second, after the rows: wait
+      // for its count to catch up with the rows held (evictions included).
+      const groupsAndHeld = () => page.evaluate(() => [Number(document.getElementById('groups-info').dataset.total || -1),
+        Number(document.getElementById('row-count').dataset.rows)]);
+      try {
+        await waitFor(async () => { const [g, h] = await groupsAndHeld(); return g === h; }, { timeoutMs: 10000, intervalMs: 100,
+          what: 'the group-by panel to count every held row' });
+      } catch (e) {
+        throw new Error(`${e.message}: the groups count ${(await groupsAndHeld()).join(' rows, the table holds ')}`);
+      }
       const state = await page.evaluate(() => ({
         domRows: document.querySelectorAll('#table .tr').length,
         held: Number(document.getElementById('row-count').dataset.rows),

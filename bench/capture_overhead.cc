@@ -6,13 +6,14 @@
 //
 //   capture_overhead [--rounds N] [--seconds S] [--connections C] [--threads T]
 //
-// Servers run in this process on ephemeral ports: "off" (no Clio), "line"
-// (no Clio, only a log_access callback that does nothing: what CivetWeb
-// spends formatting the access line, which capture needs for the response's
-// byte count), "capture" (Clio installed; a thread takes the records and hands them back
+// Servers run in this process on ephemeral ports: "off" (no Clio),
+// "capture" (Clio installed; a thread takes the records and hands them back
 // for reuse, the least any consumer does), "capture, no cpu_time" (the same
-// with CaptureOptions::measure_cpu_time off), and two "cost" servers whose
-// hooks time themselves (their throughput is not compared).
+// with CaptureOptions::measure_cpu_time off), "line" (no Clio, only a
+// log_access callback that does nothing: what CivetWeb spends formatting the
+// access line, which capture needs for the response's byte count), and two
+// "cost" servers whose hooks time themselves (their throughput is not
+// compared).
 #include <civetweb.h>
 
 #include <time.h>
@@ -124,10 +125,22 @@ int main(int argc, char** argv) {
   Server line = start(false, false, false, true);
   constexpr size_t kConfigs = 4;
   const std::array<Server*, kConfigs> servers = {&off, &on, &on_no_cpu, &line};
-  std::printf("CPU per request of this process (the server), us; then requests/s\n");
-  std::printf("%-6s %10s %10s %12s %10s   %10s %10s %12s %10s\n", "round", "off", "capture", "no cpu_time", "line",
-              "off", "capture", "no cpu_time", "line");
+  const std::array<const char*, kConfigs> names = {"off", "capture", "no cpu_time", "line"};
   std::array<std::vector<double>, kConfigs> cpu, rps, added;
+  // One line: a label, then each configuration's CPU per request and requests/s.
+  auto print_row = [&](const std::string& label, auto cpu_of, auto rps_of) {
+    std::printf("%-6s", label.c_str());
+    for (size_t k = 0; k < kConfigs; ++k) std::printf(" %12.2f", static_cast<double>(cpu_of(k)));
+    std::printf("  ");
+    for (size_t k = 0; k < kConfigs; ++k) std::printf(" %12.0f", static_cast<double>(rps_of(k)));
+    std::printf("\n");
+  };
+  std::printf("CPU per request of this process (the server), us; then requests/s\n%-6s", "round");
+  for (int twice = 0; twice < 2; ++twice) {
+    if (twice == 1) std::printf("  ");
+    for (const char* n : names) std::printf(" %12s", n);
+  }
+  std::printf("\n");
   for (Server* srv : servers) run_wrk(srv->port, 1, connections, threads);  // warm up
   for (int r = 0; r < rounds; ++r) {
     // Rotate the order so no configuration always runs first.
@@ -146,13 +159,11 @@ int main(int argc, char** argv) {
       rps[k].push_back(runs[k].rps);
       added[k].push_back(runs[k].cpu_us_per_request - runs[0].cpu_us_per_request);
     }
-    std::printf("%-6d %10.2f %10.2f %12.2f %10.2f   %10.0f %10.0f %12.0f %10.0f\n", r + 1, runs[0].cpu_us_per_request,
-                runs[1].cpu_us_per_request, runs[2].cpu_us_per_request, runs[3].cpu_us_per_request, runs[0].rps,
-                runs[1].rps, runs[2].rps, runs[3].rps);
+    print_row(std::to_string(r + 1), [&](size_t k) { return runs[k].cpu_us_per_request; },
+              [&](size_t k) { return runs[k].rps; });
     std::fflush(stdout);
   }
-  std::printf("median %10.2f %10.2f %12.2f %10.2f   %10.0f %10.0f %12.0f %10.0f\n", median(cpu[0]), median(cpu[1]),
-              median(cpu[2]), median(cpu[3]), median(rps[0]), median(rps[1]), median(rps[2]), median(rps[3]));
+  print_row("median", [&](size_t k) { return median(cpu[k]); }, [&](size_t k) { return median(rps[k]); });
   for (size_t k : {size_t{1}, size_t{2}}) {
     std::printf("%s adds %.2f us of CPU per request (median of rounds, range %.2f .. %.2f; target <= 2 us); "
                 "throughput ratio %.3f\n",

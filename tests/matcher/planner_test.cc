@@ -208,17 +208,19 @@ TEST_CASE("identical queries are evaluated once and report every id") {
 
 namespace {
 
-// A generic record type with a float that may be NaN or absent, a string
-// field, and a case-insensitive map whose keys arrive in any case.
+// A generic record type: floats f (field 0) and g (field 2) that may be NaN
+// or absent, a string field s (field 1), and a case-insensitive map whose
+// keys arrive in any case.
 class TestView final : public clio::matcher::RecordView {
  public:
-  std::optional<double> f;
+  std::optional<double> f, g;
   std::string s;
   std::vector<std::pair<std::string, std::string>> entries;
 
   clio::matcher::FieldValue field(clio::matcher::FieldId id) const override {
-    if (id == 0) return f ? clio::matcher::FieldValue::of_float(*f) : clio::matcher::FieldValue{};
-    return clio::matcher::FieldValue::of_string(s);
+    if (id == 1) return clio::matcher::FieldValue::of_string(s);
+    const std::optional<double>& x = id == 0 ? f : g;
+    return x ? clio::matcher::FieldValue::of_float(*x) : clio::matcher::FieldValue{};
   }
   std::optional<std::string_view> map_value(clio::matcher::MapId, std::string_view key) const override {
     for (const auto& [k, v] : entries) {
@@ -278,28 +280,6 @@ TEST_CASE("negations on absent and NaN values, and map keys in any case: engine 
   }
 }
 
-namespace {
-
-// Two float fields that may be NaN or absent, and a string field.
-class RangeView final : public clio::matcher::RecordView {
- public:
-  std::optional<double> f, g;
-  std::string s;
-
-  clio::matcher::FieldValue field(clio::matcher::FieldId id) const override {
-    const std::optional<double>& x = id == 0 ? f : g;
-    if (id == 2) return clio::matcher::FieldValue::of_string(s);
-    return x ? clio::matcher::FieldValue::of_float(*x) : clio::matcher::FieldValue{};
-  }
-  std::optional<std::string_view> map_value(clio::matcher::MapId, std::string_view) const override {
-    return std::nullopt;
-  }
-  void for_each_map_entry(clio::matcher::MapId,
-                          const std::function<void(std::string_view, std::string_view)>&) const override {}
-};
-
-}  // namespace
-
 // Sorted range lists copy the passing prefix of a group's ids in one piece
 // when no entry needs verifying, and skip entries without branching in the
 // group that straddles the second threshold: both paths, with groups split
@@ -309,8 +289,8 @@ TEST_CASE("range lists with many queries, exact and verified entries: engine equ
   using namespace clio::matcher;
   Schema schema;
   REQUIRE(schema.add_field({"f", FieldType::kFloat, UnitClass::kNone, {}}).ok());
-  REQUIRE(schema.add_field({"g", FieldType::kFloat, UnitClass::kNone, {}}).ok());
   REQUIRE(schema.add_field({"s", FieldType::kString, UnitClass::kNone, {}}).ok());
+  REQUIRE(schema.add_field({"g", FieldType::kFloat, UnitClass::kNone, {}}).ok());
   std::mt19937_64 rng(21);
   auto num = [&] { return std::to_string(static_cast<int>(rng() % 20)); };  // values often equal a threshold
   // Thresholds of the exact shapes are distinct pairs, so no two of them are
@@ -340,7 +320,7 @@ TEST_CASE("range lists with many queries, exact and verified entries: engine equ
   auto compare = [&](int rounds) {
     size_t matched = 0;
     for (int round = 0; round < rounds; ++round) {
-      RangeView v;
+      TestView v;
       v.f = rng() % 5 == 0 ? specials[rng() % 5] : static_cast<double>(rng() % 22);
       v.g = rng() % 5 == 0 ? specials[rng() % 5] : static_cast<double>(rng() % 22);
       v.s = rng() % 3 == 0 ? "b" : (rng() % 2 ? "a" : "c");

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "clio/channel/channel.h"
+#include "support/eventually.h"
 #include "support/ws_client.h"
 
 namespace clio::channel::testing {
@@ -73,16 +74,7 @@ inline int upgrade_status(int port, const std::vector<std::string>& offer) {
   return ws.status();
 }
 
-// Waits until `pred` holds, up to `seconds`; its last value.
-template <typename Pred>
-bool eventually(Pred pred, double seconds = 10) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+using test::eventually;
 
 // Options with short timings so the suite runs fast.
 inline ChannelOptions fast_options() {

@@ -19,11 +19,13 @@
 #include "clio/log/redis_log.h"
 #include "demo_app.h"
 #include "fixture.h"
+#include "support/eventually.h"
 #include "support/redis_server.h"
 
 namespace clio::console {
 namespace {
 
+using test::eventually;
 using test::RedisServer;
 constexpr const char* kStream = "fleet:records";
 
@@ -195,7 +197,7 @@ TEST_CASE("Redis killed mid-flow: the apps keep answering, drops are counted, an
   app.hit("/api/hello", 200);
   const auto took = std::chrono::steady_clock::now() - t0;
   CHECK(took < 10s);
-  for (int i = 0; i < 300 && app.fleet->stats().dropped() < 200; ++i) std::this_thread::sleep_for(10ms);
+  eventually([&] { return app.fleet->stats().dropped() >= 200; }, 3);
   CHECK(app.fleet->stats().dropped() == 200);
   CHECK_FALSE(app.fleet->stats().connected);
   REQUIRE(redis->restart().ok());
@@ -249,11 +251,10 @@ TEST_CASE("a stream trimmed past the console's position is an explicit gap, with
   }
   FleetConsole console(redis->url(), db);
   json stats;
-  for (int i = 0; i < 500; ++i) {
+  eventually([&] {
     stats = console.api_json("GET", "api/stats");
-    if (stats["log"]["gaps"].get<uint64_t>() > 0) break;
-    std::this_thread::sleep_for(10ms);
-  }
+    return stats["log"]["gaps"].get<uint64_t>() > 0;
+  }, 5);
   REQUIRE(stats["log"]["gaps"] == 1);
   const uint64_t lost = stats["log"]["records_lost"].get<uint64_t>();
   const uint64_t kept = console.hub->stats().dispatched;
@@ -333,9 +334,7 @@ TEST_CASE("clio serve killed with SIGKILL and restarted: it resumes from its sav
     Api console{serve.port};
     app.hit("/api/hello", 100);
     // Wait until they are stored, then a burst the console may not have stored when it dies.
-    for (int i = 0; i < 500 && console.api_json("GET", "api/stats")["stored"].get<uint64_t>() < 100; ++i) {
-      std::this_thread::sleep_for(10ms);
-    }
+    eventually([&] { return console.api_json("GET", "api/stats")["stored"].get<uint64_t>() >= 100; }, 5);
     app.hit("/api/status/200", 50);
     serve.kill9();
   }

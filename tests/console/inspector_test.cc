@@ -15,9 +15,12 @@
 #include <nlohmann/json.hpp>
 
 #include "fixture.h"
+#include "support/eventually.h"
 #include "support/manual_clock.h"
 
 namespace clio::console {
+
+using test::eventually;
 
 TEST_CASE("every endpoint without credentials is 401, in any letter case") {
   App app;
@@ -382,7 +385,7 @@ TEST_CASE("a client that does not come back within the grace period loses its su
   auto [back, t2] = app.token();
   // Waits until the hub has handled `n` connects and disconnects in all.
   auto presence = [&](uint64_t n) {
-    for (int i = 0; i < 1000 && app.inspector->stats().presence_events < n; ++i) std::this_thread::sleep_for(5ms);
+    eventually([&] { return app.inspector->stats().presence_events >= n; });
     return app.inspector->stats().presence_events == n;
   };
   {
@@ -402,11 +405,10 @@ TEST_CASE("a client that does not come back within the grace period loses its su
   // The keeper's next pass (once a second) removes `gone`'s subscription; the
   // same pass keeps `back`'s.
   json list;
-  for (int i = 0; i < 300; ++i) {
+  eventually([&] {
     list = app.api_json("GET", "api/subscriptions");
-    if (list["subscriptions"].size() < 2) break;
-    std::this_thread::sleep_for(10ms);
-  }
+    return list["subscriptions"].size() < 2;
+  });
   REQUIRE(list["subscriptions"].size() == 1);
   CHECK(list["subscriptions"][0]["client_id"] == back);
 }
@@ -442,7 +444,7 @@ TEST_CASE("a flood that overflows the queue is counted and the app keeps serving
     REQUIRE(r.ok());
     CHECK(r->status == 200);
   }
-  for (int i = 0; i < 200 && app.inspector->stats().dropped_queue < 42; ++i) std::this_thread::sleep_for(10ms);
+  eventually([&] { return app.inspector->stats().dropped_queue >= 42; }, 2);
   json stats = app.api_json("GET", "api/stats");
   CHECK(stats["dropped_queue"] == 42);
   CHECK(stats["queue_depth"] == 8);
@@ -639,17 +641,6 @@ TEST_CASE("api/matches: what a console missed across a server restart, from the 
 
 namespace clio::console {
 
-// Waits, bounded, until `done` holds; checks it every 10 ms.
-template <typename F>
-bool wait_until(F done, std::chrono::seconds limit = std::chrono::seconds(20)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
-
 TEST_CASE("a console that stalls loses matches to gaps, and dropped_channel counts exactly those; the books balance") {
   InspectorOptions o;
   o.channel.replay_max_messages = 8;  // overflow needs the ring and the queue exceeded
@@ -671,9 +662,9 @@ TEST_CASE("a console that stalls loses matches to gaps, and dropped_channel coun
   const std::string pad(50000, 'p');
   constexpr int kRequests = 100;
   for (int i = 0; i < kRequests; ++i) app.get("/stall/" + std::to_string(i) + "?pad=" + pad);
-  REQUIRE(wait_until([&] { return app.inspector->stats().dispatched >= kRequests; }));
+  REQUIRE(eventually([&] { return app.inspector->stats().dispatched >= kRequests; }, 20));
   // The ring overwrote messages while the console did not read.
-  REQUIRE(wait_until([&] { return app.inspector->stats().dropped_channel > 0; }));
+  REQUIRE(eventually([&] { return app.inspector->stats().dropped_channel > 0; }, 20));
 
   // Reading again: every message arrives or is inside a gap.
   uint64_t got = 0, gap_lost = 0, gaps = 0;
@@ -696,11 +687,11 @@ TEST_CASE("a console that stalls loses matches to gaps, and dropped_channel coun
 
   // At rest: nothing pending in the channel, the capture queue or the store.
   json stats;
-  REQUIRE(wait_until([&] {
+  REQUIRE(eventually([&] {
     stats = app.api_json("GET", "api/stats");
     return stats["pending_channel"] == 0 && stats["store_queued"] == 0 && stats["queue_depth"] == 0 &&
            stats["captured"] == stats["dispatched"].get<uint64_t>() + stats["dropped_queue"].get<uint64_t>();
-  }));
+  }, 20));
   CHECK(stats["dropped_channel"] == gap_lost);  // the loss the console was told of, no more, no less
   CHECK(stats["delivered"] == got);
   CHECK(stats["matched"] == kRequests);

@@ -276,8 +276,7 @@ TEST_CASE("backfill: the last N matches, then live ones, without gap or duplicat
   // Waits until `n` requests were sent (the traffic thread sends 420 at most).
   auto sent_at_least = [&](int n) {
     n = std::min(n, 420);
-    for (int i = 0; i < 5000 && sent.load() < n; ++i) std::this_thread::sleep_for(1ms);
-    return sent.load() >= n;
+    return eventually([&] { return sent.load() >= n; }, 5, 1ms);
   };
   REQUIRE(sent_at_least(30));  // the traffic flows before the subscription...
   const uint64_t id = app.subscribe(client, "status = 500", 10);

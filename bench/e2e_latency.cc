@@ -8,7 +8,12 @@
 // per request (the headline), and requests/s.
 //
 //   e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1]
-//               [--breakdown 0|1] [--db DIR|:memory:]
+//               [--breakdown 0|1] [--db DIR|:memory:] [--paced-rate N]
+//
+// --paced-rate N (default 5000, 0 skips it) also compares on vs off at a
+// fixed N requests/s, from a client in a child process (this program run as
+// `e2e_latency --client PORT RATE SECONDS`), so that the CPU per request is
+// not shaped by how wrk and the server share two saturated cores.
 //
 // --db DIR puts each inspector's SQLite database in DIR (default: a fresh
 // directory under /tmp, removed at exit), as the demo keeps it in a file;
@@ -125,6 +130,85 @@ void stop(Server& s) {
   s.inspector.reset();
 }
 
+// Rounds of `measure(false)` (off) and `measure(true)` (on), their order
+// alternating, printed as a table with medians: CPU per request, the CPU the
+// inspector added, requests/s and their ratio.
+template <typename Measure>
+void compare_rounds(const std::string& name, int rounds, Measure measure) {
+  std::printf("%-6s %12s %12s %10s   %12s %12s %8s   %s\n", "round", "off us/req", "on us/req", "added us",
+              "off req/s", "on req/s", "ratio", name.c_str());
+  std::vector<double> ratios, offs, ons, cpu_off, cpu_on, added;
+  for (int r = 0; r < rounds; ++r) {
+    clio::bench::WrkRun a, b;
+    if (r % 2 == 0) {
+      a = measure(false);
+      b = measure(true);
+    } else {
+      b = measure(true);
+      a = measure(false);
+    }
+    offs.push_back(a.rps);
+    ons.push_back(b.rps);
+    ratios.push_back(b.rps / a.rps);
+    cpu_off.push_back(a.cpu_us_per_request);
+    cpu_on.push_back(b.cpu_us_per_request);
+    added.push_back(b.cpu_us_per_request - a.cpu_us_per_request);
+    std::printf("%-6d %12.2f %12.2f %10.2f   %12.0f %12.0f %8.3f\n", r + 1, a.cpu_us_per_request,
+                b.cpu_us_per_request, added.back(), a.rps, b.rps, b.rps / a.rps);
+    std::fflush(stdout);
+  }
+  std::printf("median %12.2f %12.2f %10.2f   %12.0f %12.0f %8.3f   %s (added range %.2f .. %.2f us; target: the\n"
+              "       whole inspector adds <= 4 us of CPU per request)\n",
+              clio::bench::median(cpu_off), clio::bench::median(cpu_on), clio::bench::median(added),
+              clio::bench::median(offs), clio::bench::median(ons), clio::bench::median(ratios), name.c_str(),
+              *std::min_element(added.begin(), added.end()), *std::max_element(added.begin(), added.end()));
+}
+
+// The child's side of a paced round: 4 threads, each on one keep-alive
+// connection, send GET /api/hello on a fixed schedule (open loop: a late
+// request is sent at once, never skipped). Prints "sent N failed M".
+int client_main(int port, int rate, int seconds) {
+  constexpr int kThreads = 4;
+  std::atomic<uint64_t> sent{0}, failed{0};
+  std::vector<std::thread> threads;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int g = 0; g < kThreads; ++g) {
+    threads.emplace_back([&] {
+      clio::test::HttpClient h(port);
+      const double per_thread = static_cast<double>(rate) / kThreads;
+      const auto total = static_cast<uint64_t>(per_thread * seconds);
+      for (uint64_t i = 0; i < total; ++i) {
+        std::this_thread::sleep_until(t0 + std::chrono::duration<double>(static_cast<double>(i) / per_thread));
+        (h.request("GET", "/api/hello").ok() ? sent : failed)++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::printf("sent %llu failed %llu\n", static_cast<unsigned long long>(sent.load()),
+              static_cast<unsigned long long>(failed.load()));
+  return 0;
+}
+
+// One paced round against `port` from a child process: this process's CPU
+// per request served (the child's CPU is not counted).
+clio::bench::WrkRun run_paced_cpu(const std::string& self, int port, int rate, int seconds) {
+  const std::string cmd = self + " --client " + std::to_string(port) + " " + std::to_string(rate) + " " +
+                          std::to_string(seconds);
+  const double cpu0 = clio::bench::process_cpu_seconds();
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return {};
+  char line[256];
+  unsigned long long sent = 0, failed = 0;
+  while (std::fgets(line, sizeof line, p)) std::sscanf(line, "sent %llu failed %llu", &sent, &failed);
+  if (pclose(p) != 0 || sent == 0) return {};
+  clio::bench::WrkRun run;
+  run.requests = static_cast<double>(sent);
+  run.rps = static_cast<double>(sent) / seconds;
+  run.cpu_us_per_request = (clio::bench::process_cpu_seconds() - cpu0) * 1e6 / run.requests;
+  if (failed > 0) std::printf("  (%llu requests failed)\n", failed);
+  return run;
+}
+
 }  // namespace
 
 using clio::bench::median;
@@ -133,7 +217,10 @@ using clio::bench::run_wrk;
 using clio::bench::run_wrk_cpu;
 
 int main(int argc, char** argv) {
-  int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5, cpu_time = 1, breakdown = 0;
+  if (argc == 5 && std::string(argv[1]) == "--client") {
+    return client_main(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]));
+  }
+  int rate = 1000, seconds = 10, rounds = 3, wrk_seconds = 5, cpu_time = 1, breakdown = 0, paced_rate = 5000;
   std::string db_dir;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
@@ -145,8 +232,9 @@ int main(int argc, char** argv) {
     else if (k == "--wrk-seconds") wrk_seconds = v;
     else if (k == "--cpu-time") cpu_time = v;
     else if (k == "--breakdown") breakdown = v;
+    else if (k == "--paced-rate") paced_rate = v;
     else {
-      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1] [--breakdown 0|1] [--db DIR|:memory:]\n");
+      std::fprintf(stderr, "usage: e2e_latency [--rate N] [--seconds S] [--rounds R] [--wrk-seconds S] [--cpu-time 0|1] [--breakdown 0|1] [--db DIR|:memory:] [--paced-rate N]\n");
       return 2;
     }
   }
@@ -179,6 +267,22 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(probe.received()));
     std::printf("end of request -> message arrival: p50 %.2f ms, p99 %.2f ms, max %.2f ms  (target p99 <= 10 ms)\n",
                 percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99), percentile(latencies_ms, 1.0));
+  }
+
+  // CPU per request at a fixed rate, inspector on vs off.
+  if (paced_rate > 0) {
+    char self[4096];
+    const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) return 1;
+    self[len] = '\0';
+    Server off = start(false);
+    std::printf("fixed rate: %d requests/s of GET /api/hello for %d s a round, from a child process, %d rounds\n"
+                "(order alternates); CPU this process (the servers) spends per request\n",
+                paced_rate, wrk_seconds, rounds);
+    compare_rounds(cpu_time ? "on, fixed rate" : "on, no cpu_time, fixed rate", rounds, [&](bool is_on) {
+      return run_paced_cpu(self, is_on ? on.port : off.port, paced_rate, wrk_seconds);
+    });
+    stop(off);
   }
 
   // Throughput with the inspector on (10 x 10 subscriptions loaded) vs off.
@@ -214,36 +318,12 @@ int main(int argc, char** argv) {
                 "CPU this process (the servers; wrk runs in a child) spends per request\n",
                 wrk_seconds, rounds);
     for (auto& [name, server, counts] : variants) {
-      std::printf("%-6s %12s %12s %10s   %12s %12s %8s   %s\n", "round", "off us/req", "on us/req", "added us",
-                  "off req/s", "on req/s", "ratio", name.c_str());
-      std::vector<double> ratios, offs, ons, cpu_off, cpu_on, added;
       const auto before = counts ? server->inspector->stats() : clio::console::InspectorStats{};
       run_wrk(off.port, 1, 8, 1);
       run_wrk(server->port, 1, 8, 1);
-      for (int r = 0; r < rounds; ++r) {
-        clio::bench::WrkRun a, b;
-        if (r % 2 == 0) {
-          a = run_wrk_cpu(off.port, wrk_seconds, 8, 1);
-          b = run_wrk_cpu(server->port, wrk_seconds, 8, 1);
-        } else {
-          b = run_wrk_cpu(server->port, wrk_seconds, 8, 1);
-          a = run_wrk_cpu(off.port, wrk_seconds, 8, 1);
-        }
-        offs.push_back(a.rps);
-        ons.push_back(b.rps);
-        ratios.push_back(b.rps / a.rps);
-        cpu_off.push_back(a.cpu_us_per_request);
-        cpu_on.push_back(b.cpu_us_per_request);
-        added.push_back(b.cpu_us_per_request - a.cpu_us_per_request);
-        std::printf("%-6d %12.2f %12.2f %10.2f   %12.0f %12.0f %8.3f\n", r + 1, a.cpu_us_per_request,
-                    b.cpu_us_per_request, added.back(), a.rps, b.rps, b.rps / a.rps);
-        std::fflush(stdout);
-      }
-      std::printf("median %12.2f %12.2f %10.2f   %12.0f %12.0f %8.3f   %s (added range %.2f .. %.2f us; target: the\n"
-                  "       whole inspector adds <= 4 us of CPU per request)\n",
-                  median(cpu_off), median(cpu_on), median(added), median(offs), median(ons), median(ratios),
-                  name.c_str(), *std::min_element(added.begin(), added.end()),
-                  *std::max_element(added.begin(), added.end()));
+      compare_rounds(name, rounds, [&](bool is_on) {
+        return run_wrk_cpu(is_on ? server->port : off.port, wrk_seconds, 8, 1);
+      });
       if (counts) {
         server->inspector->drain_for_test(10s);
         const auto after = server->inspector->stats();

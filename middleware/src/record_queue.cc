@@ -85,16 +85,20 @@ size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t 
     }
     return n;
   };
-  size_t n = drain();
   auto now = Clock::now();
   const auto deadline = now + wait;
-  // While records flow, poll: producers then never see sleeping_ and never
-  // make a system call. After kIdleBeforeSleep without records, park on the
-  // condition variable and let the next push wake us.
-  const std::chrono::milliseconds interval = poll_interval_.load(std::memory_order_relaxed);
+  // One batch an interval while records flow: sleep out the rest of this one.
+  if (!last_was_full_ && now - last_nonempty_ < kPollInterval) {
+    std::this_thread::sleep_until(std::min(last_nonempty_ + kPollInterval, deadline));
+    now = Clock::now();
+  }
+  size_t n = drain();
+  // Records stopped: keep polling for kIdleBeforeSleep, so a pause between
+  // requests costs the producers no system call; then park on the condition
+  // variable and let the next push wake us.
   while (n == 0 && now < deadline && !closed_.load(std::memory_order_acquire)) {
     if (now - last_nonempty_ < kIdleBeforeSleep) {
-      std::this_thread::sleep_for(std::min<Clock::duration>(interval, deadline - now));
+      std::this_thread::sleep_for(std::min<Clock::duration>(kPollInterval, deadline - now));
     } else {
       MutexLock lock(&mu_);
       sleeping_.store(true, std::memory_order_relaxed);
@@ -109,14 +113,8 @@ size_t RecordQueue::pop_batch(std::vector<std::unique_ptr<Record>>& out, size_t 
     now = Clock::now();
   }
   if (n > 0) {
-    // Records gathered over about one interval: adapt the interval to the rate.
-    const size_t busy = kBusyRecordsPerMs * static_cast<size_t>(interval.count());
-    if (n >= busy && interval < kMaxPollInterval) {
-      poll_interval_.store(interval * 2, std::memory_order_relaxed);
-    } else if (n < busy / 4 && interval > kMinPollInterval) {
-      poll_interval_.store(interval / 2, std::memory_order_relaxed);
-    }
     last_nonempty_ = now;
+    last_was_full_ = n == max;
   }
   return n;
 }

@@ -178,32 +178,29 @@ void reset_for_reuse(Record& r) {
 }  // namespace
 
 std::unique_ptr<Record> Capture::take_record() {
-  std::unique_ptr<Record> r;
   if (spare_count_.load(std::memory_order_relaxed) > 0 && spare_mu_.TryLock()) {
+    std::unique_ptr<Record> r;
     if (!spares_.empty()) {
       r = std::move(spares_.back());
       spares_.pop_back();
       spare_count_.store(spares_.size(), std::memory_order_relaxed);
     }
     spare_mu_.Unlock();
-  }
-  // A spare is reset here, by the thread about to fill it, not by the
-  // consumer that handed it back: its lines are written here anyway.
-  if (r) {
-    reset_for_reuse(*r);
-    reused_.fetch_add(1, std::memory_order_relaxed);
-    return r;
+    if (r) {
+      reused_.fetch_add(1, std::memory_order_relaxed);
+      return r;
+    }
   }
   return std::make_unique<Record>();
 }
 
 void Capture::recycle(std::vector<std::unique_ptr<Record>>& records) {
-  // The records are only read here (their size); the request thread that
-  // takes one resets it (take_record), writing lines it fills anyway.
+  // Reset outside the lock: the request threads only try_lock it.
   size_t keep = 0;
   const size_t room = kSpareRecords - std::min(kSpareRecords, spare_count_.load(std::memory_order_relaxed));
   for (auto& r : records) {
     if (!r || keep >= room || heap_text_bytes(*r) > kSpareRecordBytes) continue;
+    reset_for_reuse(*r);
     records[keep++] = std::move(r);
   }
   records.resize(keep);  // frees the rest
@@ -215,7 +212,7 @@ void Capture::recycle(std::vector<std::unique_ptr<Record>>& records) {
     }
     spare_count_.store(spares_.size(), std::memory_order_relaxed);
   }
-  records.clear();  // frees what did not fit
+  records.clear();
 }
 
 struct Capture::Hooks {

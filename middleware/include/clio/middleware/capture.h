@@ -108,10 +108,8 @@ class Capture {
   // freeing two or more blocks per request across threads. Optional; takes
   // every record out of `records` (which is left empty). At most
   // kSpareRecords spares are kept; records beyond that, and any holding more
-  // than kSpareRecordBytes of text, are freed. The records are only read
-  // here: the request thread that takes a spare clears it, as it writes
-  // those lines anyway (about 0.2 us per record less on the consumer's
-  // thread). Must not be called after this Capture is destroyed.
+  // than kSpareRecordBytes of text, are freed. Must not be called after this
+  // Capture is destroyed.
   void recycle(std::vector<std::unique_ptr<Record>>& records) CLIO_EXCLUDES(spare_mu_);
   static constexpr size_t kSpareRecords = 1024;
   static constexpr size_t kSpareRecordBytes = 4096;

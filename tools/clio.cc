@@ -192,6 +192,7 @@ int cmd_match(std::vector<std::string> args) {
   const auto& schema = clio::http_schema();
   clio::matcher::Matcher matcher(schema);
   const bool multi = !qfile.empty();
+  size_t queries = 0;  // --queries: ids are their line numbers, below this
   if (multi) {
     std::ifstream in(qfile);
     if (!in) {
@@ -211,6 +212,7 @@ int cmd_match(std::vector<std::string> args) {
       ++n;
     }
     if (bad) return 2;
+    queries = n;
   } else {
     if (pos.empty()) return usage_error("match needs a QUERY or --queries QFILE");
     const std::string query = pos.front();
@@ -231,6 +233,7 @@ int cmd_match(std::vector<std::string> args) {
   std::vector<uint64_t> hot;
   hot.reserve(1 << 16);
   IdBuffer ids;
+  IdSorter sorter(queries);
   std::vector<size_t> ends(Batch::kSize);
   std::string out;
   const bool ok = for_each_batch(pos, [&](Batch& b) {
@@ -253,7 +256,7 @@ int cmd_match(std::vector<std::string> args) {
       uint32_t* first = ids.data() + (k == 0 ? 0 : ends[k - 1]);
       uint32_t* last = ids.data() + ends[k];
       if (multi) {
-        std::sort(first, last);
+        last = sorter.sort(first, last);
         out += "{\"record\": ";
         append_number(out, b.index[k]);
         out += ", \"matches\": [";

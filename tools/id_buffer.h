@@ -9,18 +9,58 @@
 //   IdBuffer ids;
 //   hot.clear(); matcher.match(view, hot); ids.append(hot);
 //   ids.fence();                       // before reading ids.data()
-//   std::sort(ids.data(), ids.data() + ids.size());
+//   IdSorter sorter(queries);          // then, record by record:
+//   uint32_t* end = sorter.sort(first, last);
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+
+// Sorts one record's ids, all distinct and (to be fast) below `bound`, the
+// number of queries, by marking them in a bitmap and reading it back in order: about
+// as many steps as ids plus bound/64, where a comparison sort of the shared
+// workload's ~3,300 ids a record took about 80 us. Few ids (fewer than the
+// bitmap's words / 16), or any at or above `bound`, are sorted by comparison
+// instead.
+// Owned by one thread; not copyable.
+class IdSorter {
+ public:
+  explicit IdSorter(size_t bound) : bound_(bound), words_((bound + 63) / 64, 0) {}
+  IdSorter(const IdSorter&) = delete;
+  IdSorter& operator=(const IdSorter&) = delete;
+
+  // Sorts [first, last); returns the end of the sorted ids (`last`, as
+  // they are distinct).
+  uint32_t* sort(uint32_t* first, uint32_t* last) {
+    if (static_cast<size_t>(last - first) * 16 < words_.size() ||
+        std::any_of(first, last, [this](uint32_t id) { return id >= bound_; })) {
+      std::sort(first, last);
+      return last;
+    }
+    for (const uint32_t* p = first; p != last; ++p) words_[*p >> 6] |= uint64_t{1} << (*p & 63);
+    uint32_t* out = first;
+    for (size_t w = 0; w < words_.size(); ++w) {
+      uint64_t bits = words_[w];
+      if (bits == 0) continue;
+      words_[w] = 0;
+      for (; bits != 0; bits &= bits - 1) *out++ = static_cast<uint32_t>(w * 64 + std::countr_zero(bits));
+    }
+    return out;
+  }
+
+ private:
+  size_t bound_;
+  std::vector<uint64_t> words_;  // all zero between calls
+};
 
 // Owned by one thread; not copyable. Ids must fit in 32 bits (query line
 // numbers); higher bits are dropped.

@@ -59,22 +59,30 @@ struct WrkRun {
   double cpu_us_per_request = 0;
 };
 
-// Runs wrk against http://127.0.0.1:port/path.
-inline WrkRun run_wrk_cpu(int port, int seconds, int connections, int threads, const std::string& path = "/api/hello") {
-  const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" +
-                          std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) + path + " 2>&1";
+// Runs `cmd` (a load generator in a child process) to its end, handing each
+// line it prints to `parse(line, run)` to fill rps and requests, and adds
+// the CPU this process spent meanwhile per request. {} if it failed.
+template <typename Parse>
+WrkRun run_child_cpu(const std::string& cmd, Parse parse) {
   const double cpu0 = process_cpu_seconds();
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return {};
   char line[512];
   WrkRun run;
-  while (std::fgets(line, sizeof line, p)) {
-    std::sscanf(line, "Requests/sec: %lf", &run.rps);
-    std::sscanf(line, " %lf requests in", &run.requests);
-  }
+  while (std::fgets(line, sizeof line, p)) parse(line, run);
   if (pclose(p) != 0) return {};
   if (run.requests > 0) run.cpu_us_per_request = (process_cpu_seconds() - cpu0) * 1e6 / run.requests;
   return run;
+}
+
+// Runs wrk against http://127.0.0.1:port/path.
+inline WrkRun run_wrk_cpu(int port, int seconds, int connections, int threads, const std::string& path = "/api/hello") {
+  const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" +
+                          std::to_string(seconds) + "s http://127.0.0.1:" + std::to_string(port) + path + " 2>&1";
+  return run_child_cpu(cmd, [](const char* line, WrkRun& run) {
+    std::sscanf(line, "Requests/sec: %lf", &run.rps);
+    std::sscanf(line, " %lf requests in", &run.requests);
+  });
 }
 
 // Runs wrk against http://127.0.0.1:port/path and returns its Requests/sec,

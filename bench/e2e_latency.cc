@@ -164,28 +164,12 @@ void compare_rounds(const std::string& name, int rounds, Measure measure) {
               *std::min_element(added.begin(), added.end()), *std::max_element(added.begin(), added.end()));
 }
 
-// The child's side of a paced round: 4 threads, each on one keep-alive
-// connection, send GET /api/hello on a fixed schedule (open loop: a late
-// request is sent at once, never skipped). Prints "sent N failed M".
+// The child's side of a paced round (clio::bench::send_paced of GET
+// /api/hello). Prints "sent N failed M".
 int client_main(int port, int rate, int seconds) {
-  constexpr int kThreads = 4;
-  std::atomic<uint64_t> sent{0}, failed{0};
-  std::vector<std::thread> threads;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int g = 0; g < kThreads; ++g) {
-    threads.emplace_back([&] {
-      clio::test::HttpClient h(port);
-      const double per_thread = static_cast<double>(rate) / kThreads;
-      const auto total = static_cast<uint64_t>(per_thread * seconds);
-      for (uint64_t i = 0; i < total; ++i) {
-        std::this_thread::sleep_until(t0 + std::chrono::duration<double>(static_cast<double>(i) / per_thread));
-        (h.request("GET", "/api/hello").ok() ? sent : failed)++;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  std::printf("sent %llu failed %llu\n", static_cast<unsigned long long>(sent.load()),
-              static_cast<unsigned long long>(failed.load()));
+  const auto s = clio::bench::send_paced(port, rate, seconds, [](uint64_t) { return std::string("/api/hello"); });
+  std::printf("sent %llu failed %llu\n", static_cast<unsigned long long>(s.sent),
+              static_cast<unsigned long long>(s.failed));
   return 0;
 }
 
@@ -194,17 +178,14 @@ int client_main(int port, int rate, int seconds) {
 clio::bench::WrkRun run_paced_cpu(const std::string& self, int port, int rate, int seconds) {
   const std::string cmd = self + " --client " + std::to_string(port) + " " + std::to_string(rate) + " " +
                           std::to_string(seconds);
-  const double cpu0 = clio::bench::process_cpu_seconds();
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return {};
-  char line[256];
-  unsigned long long sent = 0, failed = 0;
-  while (std::fgets(line, sizeof line, p)) std::sscanf(line, "sent %llu failed %llu", &sent, &failed);
-  if (pclose(p) != 0 || sent == 0) return {};
-  clio::bench::WrkRun run;
-  run.requests = static_cast<double>(sent);
-  run.rps = static_cast<double>(sent) / seconds;
-  run.cpu_us_per_request = (clio::bench::process_cpu_seconds() - cpu0) * 1e6 / run.requests;
+  unsigned long long failed = 0;
+  auto run = clio::bench::run_child_cpu(cmd, [&](const char* line, clio::bench::WrkRun& r) {
+    unsigned long long sent = 0;
+    if (std::sscanf(line, "sent %llu failed %llu", &sent, &failed) == 2) {
+      r.requests = static_cast<double>(sent);
+      r.rps = r.requests / seconds;
+    }
+  });
   if (failed > 0) std::printf("  (%llu requests failed)\n", failed);
   return run;
 }

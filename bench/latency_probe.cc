@@ -70,7 +70,7 @@ LatencyProbe::LatencyProbe(int console_port, const std::string& key, int console
 
 LatencyProbe::~LatencyProbe() { finish(0, std::chrono::milliseconds(0)); }
 
-LatencyProbe::Sent LatencyProbe::generate(int app_port, int rate, int seconds) {
+PacedSent send_paced(int app_port, int rate, int seconds, const std::function<std::string(uint64_t)>& path) {
   constexpr int kGenThreads = 4;
   std::atomic<uint64_t> sent{0}, failed{0};
   std::vector<std::thread> gens;
@@ -82,10 +82,7 @@ LatencyProbe::Sent LatencyProbe::generate(int app_port, int rate, int seconds) {
       const uint64_t total = static_cast<uint64_t>(per_thread * seconds);
       for (uint64_t i = 0; i < total; ++i) {
         std::this_thread::sleep_until(t0 + std::chrono::duration<double>(static_cast<double>(i) / per_thread));
-        const uint64_t n = i * kGenThreads + static_cast<uint64_t>(g);
-        const int c = static_cast<int>(n % static_cast<uint64_t>(consoles_));
-        const int k = static_cast<int>((n / static_cast<uint64_t>(consoles_)) % static_cast<uint64_t>(subs_));
-        auto r = h.request("GET", "/api/hello?c=" + std::to_string(c) + "&k=" + std::to_string(k));
+        auto r = h.request("GET", path(i * kGenThreads + static_cast<uint64_t>(g)));
         (r.ok() ? sent : failed)++;
       }
     });
@@ -93,6 +90,14 @@ LatencyProbe::Sent LatencyProbe::generate(int app_port, int rate, int seconds) {
   for (auto& t : gens) t.join();
   return {sent.load(), failed.load(),
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+PacedSent LatencyProbe::generate(int app_port, int rate, int seconds) {
+  return send_paced(app_port, rate, seconds, [this](uint64_t n) {
+    const int c = static_cast<int>(n % static_cast<uint64_t>(consoles_));
+    const int k = static_cast<int>((n / static_cast<uint64_t>(consoles_)) % static_cast<uint64_t>(subs_));
+    return "/api/hello?c=" + std::to_string(c) + "&k=" + std::to_string(k);
+  });
 }
 
 std::vector<double> LatencyProbe::finish(uint64_t expected, std::chrono::milliseconds timeout) {

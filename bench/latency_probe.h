@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -29,6 +30,17 @@ namespace clio::bench {
 nlohmann::json console_api(int port, const std::string& key, const std::string& method, const std::string& path,
                            const std::string& body = "");
 
+// What an open-loop sender did.
+struct PacedSent {
+  uint64_t sent = 0, failed = 0;
+  double seconds = 0;
+};
+
+// Open loop: `rate` requests/s of GET path(n) to `app_port` for `seconds`
+// (n numbers the requests from 0), from 4 threads on keep-alive connections;
+// a late request is sent at once, never skipped.
+PacedSent send_paced(int app_port, int rate, int seconds, const std::function<std::string(uint64_t)>& path);
+
 // Safe for concurrent use by multiple threads: its readers run on their own
 // threads; generate() and finish() are called by one thread.
 class LatencyProbe {
@@ -41,14 +53,9 @@ class LatencyProbe {
   LatencyProbe(const LatencyProbe&) = delete;
   LatencyProbe& operator=(const LatencyProbe&) = delete;
 
-  struct Sent {
-    uint64_t sent = 0, failed = 0;
-    double seconds = 0;
-  };
-  // Open loop: `rate` requests/s to GET /api/hello on `app_port` for
-  // `seconds`, from 4 threads on keep-alive connections, each request
-  // matching exactly one subscription.
-  Sent generate(int app_port, int rate, int seconds);
+  // send_paced() of GET /api/hello to `app_port`, each request matching
+  // exactly one subscription, in turn.
+  PacedSent generate(int app_port, int rate, int seconds);
   // Waits (up to `timeout`) until `expected` matches arrived, stops the
   // readers and returns every latency measured, in ms.
   std::vector<double> finish(uint64_t expected, std::chrono::milliseconds timeout);

@@ -266,6 +266,9 @@ TEST_CASE("backfill: the last N matches, then live ones, without gap or duplicat
   std::atomic<int> sent{0};
   std::atomic<bool> stop{false};
   for (int i = 0; i < 20; ++i) app.get("/api/status/500?n=" + std::to_string(sent++));
+  // A fence for the check at the end: these 20 are dispatched before the
+  // subscription is made (the dispatcher takes records once every few ms).
+  REQUIRE(eventually([&] { return app.inspector->stats().dispatched >= 20; }));
   std::thread traffic([&] {
     HttpClient h(app.port);
     for (int i = 0; i < 400 && !stop; ++i) {

@@ -4,14 +4,18 @@
 //   double rps = clio::bench::run_wrk(port, 5, 8, 1);   // Requests/sec, or -1
 //   auto run = clio::bench::run_wrk_cpu(port, 5, 8, 1); // and this process's CPU per request
 //   double m = clio::bench::median(samples);
+//   auto cpu = clio::bench::thread_cpu_by_name();       // {"clio-store": 1.25, ...} seconds
 //   std::string id = clio::bench::numbered("c", 7);      // "c7"
 #pragma once
 
+#include <dirent.h>
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +52,38 @@ inline double process_cpu_seconds() {
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU time of this process's live threads so far, in seconds, summed by
+// thread name with trailing digits dropped ("civetweb-worker", "clio-store"),
+// read from /proc/self/task (schedstat: nanoseconds on a CPU). A thread that
+// ended is missing, so compare snapshots across spans where threads last.
+inline std::map<std::string, double> thread_cpu_by_name() {
+  std::map<std::string, double> by_name;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return by_name;
+  while (const dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string task = std::string("/proc/self/task/") + e->d_name;
+    char name[64] = {0};
+    unsigned long long ns = 0;
+    FILE* f = std::fopen((task + "/comm").c_str(), "r");
+    if (f == nullptr) continue;
+    const bool named = std::fgets(name, sizeof name, f) != nullptr;
+    std::fclose(f);
+    f = std::fopen((task + "/schedstat").c_str(), "r");
+    if (f == nullptr) continue;
+    const bool timed = std::fscanf(f, "%llu", &ns) == 1;
+    std::fclose(f);
+    if (!named || !timed) continue;
+    std::string n(name);
+    while (!n.empty() && (n.back() == '\n' || std::isdigit(static_cast<unsigned char>(n.back())) || n.back() == '-')) {
+      n.pop_back();
+    }
+    by_name[n] += static_cast<double>(ns) * 1e-9;
+  }
+  closedir(dir);
+  return by_name;
 }
 
 // One wrk run: its Requests/sec (-1 when wrk failed), the requests it

@@ -20,7 +20,11 @@
 // --db :memory: keeps them in memory.
 // --cpu-time 0 runs the inspector with CaptureOptions::measure_cpu_time off.
 // --breakdown 1 also compares, each against off: the inspector with the other
-// cpu_time setting, and capture alone (dispatcher held) with and without it.
+// cpu_time setting, capture alone (dispatcher held) with and without it, the
+// two CPU clock reads alone, and CivetWeb's access-log line alone.
+// Each comparison also prints the CPU per request of each group of threads
+// (by name), all rounds pooled: the inspector's own threads exactly, and the
+// workers' difference, which carries the hooks and what the others cost them.
 #include <arpa/inet.h>
 #include <civetweb.h>
 #include <netinet/in.h>
@@ -34,8 +38,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -124,6 +130,17 @@ Server start_clock_only() {
   return s;
 }
 
+// No inspector, only a log_access callback that does nothing: what CivetWeb
+// itself does for every request once a log_access callback is installed (it
+// formats the access-log line the response size is read from, local time
+// included; TZ is pinned by then, as the inspectors' install() pins it).
+Server start_log_access_only() {
+  Server s;
+  s.callbacks.log_access = [](const mg_connection*, const char*) { return 1; };
+  start_demo(s);
+  return s;
+}
+
 void stop(Server& s) {
   if (s.inspector) s.inspector->shutdown();
   mg_stop(s.ctx);
@@ -138,14 +155,27 @@ void compare_rounds(const std::string& name, int rounds, Measure measure) {
   std::printf("%-6s %12s %12s %10s   %12s %12s %8s   %s\n", "round", "off us/req", "on us/req", "added us",
               "off req/s", "on req/s", "ratio", name.c_str());
   std::vector<double> ratios, offs, ons, cpu_off, cpu_on, added;
+  // Per thread name, over all rounds: CPU seconds, and the requests served.
+  std::map<std::string, double> threads[2];
+  double requests[2] = {0, 0};
+  auto measured = [&](bool is_on) {
+    const auto before = clio::bench::thread_cpu_by_name();
+    const clio::bench::WrkRun run = measure(is_on);
+    for (const auto& [thread, seconds] : clio::bench::thread_cpu_by_name()) {
+      const auto it = before.find(thread);
+      threads[is_on][thread] += seconds - (it == before.end() ? 0 : it->second);
+    }
+    requests[is_on] += run.requests;
+    return run;
+  };
   for (int r = 0; r < rounds; ++r) {
     clio::bench::WrkRun a, b;
     if (r % 2 == 0) {
-      a = measure(false);
-      b = measure(true);
+      a = measured(false);
+      b = measured(true);
     } else {
-      b = measure(true);
-      a = measure(false);
+      b = measured(true);
+      a = measured(false);
     }
     offs.push_back(a.rps);
     ons.push_back(b.rps);
@@ -162,6 +192,21 @@ void compare_rounds(const std::string& name, int rounds, Measure measure) {
               clio::bench::median(cpu_off), clio::bench::median(cpu_on), clio::bench::median(added),
               clio::bench::median(offs), clio::bench::median(ons), clio::bench::median(ratios), name.c_str(),
               *std::min_element(added.begin(), added.end()), *std::max_element(added.begin(), added.end()));
+  // Where it lands: each thread group's CPU per request, all rounds pooled.
+  // The inspector's own threads are exact; the workers' difference carries
+  // the capture hooks and whatever the other threads cost them in cache.
+  std::printf("       by thread, us/req off -> on:");
+  std::set<std::string> names;
+  for (const auto& t : threads) {
+    for (const auto& entry : t) names.insert(entry.first);
+  }
+  for (const std::string& thread : names) {
+    const double off = requests[0] > 0 ? threads[0][thread] * 1e6 / requests[0] : 0;
+    const double on = requests[1] > 0 ? threads[1][thread] * 1e6 / requests[1] : 0;
+    if (off < 0.005 && on < 0.005) continue;
+    std::printf("  %s %.2f -> %.2f", thread.c_str(), off, on);
+  }
+  std::printf("\n");
 }
 
 // The child's side of a paced round (clio::bench::send_paced of GET
@@ -284,7 +329,7 @@ int main(int argc, char** argv) {
     };
     std::vector<Variant> variants{{cpu_time ? "on" : "on, no cpu_time", &on, true}};
     if (breakdown) {
-      extra.reserve(4);
+      extra.reserve(5);
       extra.push_back(start(true, !cpu_time));
       variants.push_back({cpu_time ? "on, no cpu_time" : "on", &extra.back(), true});
       for (bool cpu : {true, false}) {
@@ -294,6 +339,8 @@ int main(int argc, char** argv) {
       }
       extra.push_back(start_clock_only());
       variants.push_back({"cpu clock reads only", &extra.back(), false});
+      extra.push_back(start_log_access_only());
+      variants.push_back({"log_access callback only", &extra.back(), false});
     }
     std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates); the headline is the\n"
                 "CPU this process (the servers; wrk runs in a child) spends per request\n",

@@ -20,8 +20,9 @@
 // --db :memory: keeps them in memory.
 // --cpu-time 0 runs the inspector with CaptureOptions::measure_cpu_time off.
 // --breakdown 1 also compares, each against off: the inspector with the other
-// cpu_time setting, capture alone (dispatcher held) with and without it, the
-// two CPU clock reads alone, and CivetWeb's access-log line alone.
+// cpu_time setting, capture alone (dispatcher held) with and without it, and
+// the two CPU clock reads alone (CivetWeb's access-log line alone is
+// capture_overhead's "line").
 // Each comparison also prints the CPU per request of each group of threads
 // (by name), all rounds pooled: the inspector's own threads exactly, and the
 // workers' difference, which carries the hooks and what the others cost them.
@@ -126,17 +127,6 @@ Server start_clock_only() {
     return 0;
   };
   s.callbacks.end_request = [](const mg_connection*, int) { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t_cpu_end); };
-  start_demo(s);
-  return s;
-}
-
-// No inspector, only a log_access callback that does nothing: what CivetWeb
-// itself does for every request once a log_access callback is installed (it
-// formats the access-log line the response size is read from, local time
-// included; TZ is pinned by then, as the inspectors' install() pins it).
-Server start_log_access_only() {
-  Server s;
-  s.callbacks.log_access = [](const mg_connection*, const char*) { return 1; };
   start_demo(s);
   return s;
 }
@@ -329,7 +319,7 @@ int main(int argc, char** argv) {
     };
     std::vector<Variant> variants{{cpu_time ? "on" : "on, no cpu_time", &on, true}};
     if (breakdown) {
-      extra.reserve(5);
+      extra.reserve(4);
       extra.push_back(start(true, !cpu_time));
       variants.push_back({cpu_time ? "on, no cpu_time" : "on", &extra.back(), true});
       for (bool cpu : {true, false}) {
@@ -339,8 +329,6 @@ int main(int argc, char** argv) {
       }
       extra.push_back(start_clock_only());
       variants.push_back({"cpu clock reads only", &extra.back(), false});
-      extra.push_back(start_log_access_only());
-      variants.push_back({"log_access callback only", &extra.back(), false});
     }
     std::printf("throughput, wrk -t1 -c8 -d%ds on GET /api/hello, %d rounds (order alternates); the headline is the\n"
                 "CPU this process (the servers; wrk runs in a child) spends per request\n",

@@ -545,7 +545,7 @@ TEST_CASE("heartbeats: the server sends them when idle and closes a silent clien
   // The clock moves 3.4 s here while the sender thread may be between taking
   // a heartbeat and finishing its write (it is a real thread, and may be
   // descheduled). That is a write stall by the service's clock; this test is
-  // about heartbeats, so no stall may be judged before the silence does.
+  // about heartbeats, so no stall may be judged before the silence is.
   o.write_stall_timeout = std::chrono::hours(1);
   o.clock = &clock;
   Server s(o);

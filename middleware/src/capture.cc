@@ -212,7 +212,7 @@ void Capture::recycle(std::vector<std::unique_ptr<Record>>& records) {
     }
     spare_count_.store(spares_.size(), std::memory_order_relaxed);
   }
-  records.clear();
+  records.clear();  // frees what did not fit (the pool filled meanwhile)
 }
 
 struct Capture::Hooks {
